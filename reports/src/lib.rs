@@ -1,0 +1,1 @@
+//! The neutral run-report model and its renderers (HTML, Markdown, JUnit). Built out by its own issue.

@@ -1,0 +1,295 @@
+//! Server configuration: raw command-line/environment arguments (`Args`) and
+//! the validated, immutable `Config` every other module reads by reference.
+//!
+//! Validation happens once, here; nothing downstream re-checks a limit or
+//! treats a magic value as "unset".
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Where rooms, sessions and the event log live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateMode {
+    /// Shared state in Redis: any replica serves any room (tier 2).
+    Redis,
+    /// Process-local state: a single replica (tier 1 baseline).
+    Memory,
+}
+
+impl StateMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateMode::Redis => "redis",
+            StateMode::Memory => "memory",
+        }
+    }
+}
+
+/// How `POST /api/rooms` picks the replica that hosts a new room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Assign {
+    /// The replica that answered the request.
+    #[value(name = "self")]
+    Self_,
+    /// The live replica with the fewest connections.
+    LeastLoaded,
+}
+
+/// Command-line flags; every one can also come from a `TIERLAB_*` variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tierlab-server", version, about = "Tierlab's reference game server")]
+pub struct Args {
+    /// Address to bind.
+    #[arg(long, env = "TIERLAB_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port for HTTP and WebSocket (0 picks a free one).
+    #[arg(long, env = "TIERLAB_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Name of this replica in the registry, in `welcome` and in metrics.
+    #[arg(long, env = "TIERLAB_SERVER_ID")]
+    pub server_id: Option<String>,
+    /// WebSocket URL clients should use to reach this replica directly
+    /// (default: ws://<bind>:<port>/ws).
+    #[arg(long, env = "TIERLAB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    #[arg(long, env = "TIERLAB_STATE", value_enum, default_value_t = StateMode::Redis)]
+    pub state: StateMode,
+    #[arg(long, env = "TIERLAB_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    #[arg(long, env = "TIERLAB_ASSIGN", value_enum, default_value_t = Assign::Self_)]
+    pub assign: Assign,
+    /// How long a disconnected player's seat and session survive.
+    #[arg(long, env = "TIERLAB_SESSION_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+    /// How long an idle room (no join, no event) is kept.
+    #[arg(long, env = "TIERLAB_ROOM_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub room_ttl: Duration,
+    /// Events kept per room log (approximate, Redis MAXLEN ~).
+    #[arg(long, env = "TIERLAB_LOG_MAX_LEN", default_value_t = 10_000)]
+    pub log_max_len: u64,
+    /// Largest text frame accepted; larger ones get `too_large`.
+    #[arg(long, env = "TIERLAB_MAX_FRAME", default_value_t = tierlab_protocol::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Largest `data` of an act, in bytes of JSON.
+    #[arg(long, env = "TIERLAB_MAX_ACT_DATA", default_value_t = tierlab_protocol::DEFAULT_MAX_ACT_DATA)]
+    pub max_act_data: usize,
+    /// Largest `max_players` a room may ask for.
+    #[arg(long, env = "TIERLAB_MAX_ROOM_SIZE", default_value_t = 1000)]
+    pub max_room_size: u32,
+    /// Sustained frames per second a connection may send.
+    #[arg(long, env = "TIERLAB_RATE", default_value_t = 50.0)]
+    pub rate: f64,
+    /// Burst of frames a connection may send above `rate`.
+    #[arg(long, env = "TIERLAB_BURST", default_value_t = 100.0)]
+    pub burst: f64,
+    /// Rejected frames (bad, oversized or rate-limited) within 10 s that close
+    /// the connection with 1008.
+    #[arg(long, env = "TIERLAB_ABUSE_LIMIT", default_value_t = 20)]
+    pub abuse_limit: u32,
+    /// Frames queued for one client before it counts as a slow consumer.
+    #[arg(long, env = "TIERLAB_SEND_QUEUE", default_value_t = 1024)]
+    pub send_queue: usize,
+    /// Concurrent WebSocket connections accepted by this replica.
+    #[arg(long, env = "TIERLAB_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: u64,
+    /// Time a Redis operation may take before the client gets `unavailable`.
+    #[arg(long, env = "TIERLAB_REDIS_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub redis_timeout: Duration,
+    /// Interval of the replica's registry heartbeat.
+    #[arg(long, env = "TIERLAB_HEARTBEAT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Longest a graceful shutdown waits for clients to go.
+    #[arg(long, env = "TIERLAB_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// WebSocket read buffer per connection, bytes.
+    #[arg(long, env = "TIERLAB_WS_READ_BUFFER", default_value_t = 4096)]
+    pub ws_read_buffer: usize,
+    /// WebSocket write buffer per connection, bytes (frames are batched up to this).
+    #[arg(long, env = "TIERLAB_WS_WRITE_BUFFER", default_value_t = 8192)]
+    pub ws_write_buffer: usize,
+}
+
+/// Validated settings; built once by [`Config::from_args`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub server_id: String,
+    public_url: Option<String>,
+    pub state: StateMode,
+    pub redis_url: String,
+    pub assign: Assign,
+    pub session_ttl: Duration,
+    pub room_ttl: Duration,
+    pub log_max_len: u64,
+    pub max_frame: usize,
+    pub max_act_data: usize,
+    pub max_room_size: u32,
+    pub rate: f64,
+    pub burst: f64,
+    pub abuse_limit: u32,
+    pub send_queue: usize,
+    pub max_connections: u64,
+    pub redis_timeout: Duration,
+    pub heartbeat: Duration,
+    pub drain_timeout: Duration,
+    pub ws_read_buffer: usize,
+    pub ws_write_buffer: usize,
+}
+
+/// A flag combination that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+fn check(ok: bool, message: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(message.to_owned()))
+    }
+}
+
+impl Config {
+    pub fn from_args(args: Args) -> Result<Config, ConfigError> {
+        check(args.rate > 0.0 && args.rate.is_finite(), "--rate must be a positive number")?;
+        check(args.burst >= 1.0 && args.burst.is_finite(), "--burst must be at least 1")?;
+        check(args.max_frame >= 256, "--max-frame must be at least 256 bytes")?;
+        check(
+            args.max_act_data > 0 && args.max_act_data < args.max_frame,
+            "--max-act-data must be positive and smaller than --max-frame",
+        )?;
+        check(args.max_room_size >= 1, "--max-room-size must be at least 1")?;
+        check(args.send_queue >= 16, "--send-queue must be at least 16")?;
+        check(args.abuse_limit >= 1, "--abuse-limit must be at least 1")?;
+        check(args.log_max_len >= 100, "--log-max-len must be at least 100")?;
+        check(
+            args.session_ttl >= Duration::from_secs(1),
+            "--session-ttl must be at least 1s",
+        )?;
+        check(args.room_ttl >= args.session_ttl, "--room-ttl must be at least --session-ttl")?;
+        check(
+            args.heartbeat >= Duration::from_millis(100),
+            "--heartbeat must be at least 100ms",
+        )?;
+        check(
+            args.redis_timeout >= Duration::from_millis(50),
+            "--redis-timeout must be at least 50ms",
+        )?;
+        check(args.ws_read_buffer >= 1024, "--ws-read-buffer must be at least 1024")?;
+        if let Some(id) = &args.server_id {
+            check(
+                !id.is_empty() && id.len() <= 64 && !id.contains(char::is_whitespace),
+                "--server-id must be 1-64 characters without spaces",
+            )?;
+        }
+        if let Some(url) = &args.public_url {
+            check(
+                url.starts_with("ws://") || url.starts_with("wss://"),
+                "--public-url must start with ws:// or wss://",
+            )?;
+        }
+        let listen = SocketAddr::new(args.bind, args.port);
+        Ok(Config {
+            server_id: args
+                .server_id
+                .unwrap_or_else(|| format!("srv-{}", crate::ids::short_suffix())),
+            listen,
+            public_url: args.public_url,
+            state: args.state,
+            redis_url: args.redis_url,
+            assign: args.assign,
+            session_ttl: args.session_ttl,
+            room_ttl: args.room_ttl,
+            log_max_len: args.log_max_len,
+            max_frame: args.max_frame,
+            max_act_data: args.max_act_data,
+            max_room_size: args.max_room_size,
+            rate: args.rate,
+            burst: args.burst,
+            abuse_limit: args.abuse_limit,
+            send_queue: args.send_queue,
+            max_connections: args.max_connections,
+            redis_timeout: args.redis_timeout,
+            heartbeat: args.heartbeat,
+            drain_timeout: args.drain_timeout,
+            ws_read_buffer: args.ws_read_buffer,
+            ws_write_buffer: args.ws_write_buffer,
+        })
+    }
+
+    /// Parses `argv`-style flags; for tests and embedding.
+    pub fn parse_from<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args = Args::try_parse_from(args).map_err(|e| ConfigError(e.to_string()))?;
+        Config::from_args(args)
+    }
+
+    /// The WebSocket URL this replica advertises, given the address it
+    /// actually bound (which differs from `listen` when the port was 0).
+    pub fn ws_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("ws://{bound}/ws"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::parse_from(["tierlab-server"]).expect("defaults");
+        assert_eq!(config.state, StateMode::Redis);
+        assert_eq!(config.session_ttl, Duration::from_secs(120));
+        assert_eq!(config.max_frame, 64 * 1024);
+        assert!(config.server_id.starts_with("srv-"));
+    }
+
+    #[test]
+    fn flags_override_and_parse_durations() {
+        let config = Config::parse_from([
+            "tierlab-server",
+            "--state",
+            "memory",
+            "--session-ttl",
+            "3s",
+            "--server-id",
+            "srv-9",
+            "--assign",
+            "least-loaded",
+        ])
+        .expect("valid");
+        assert_eq!(config.state, StateMode::Memory);
+        assert_eq!(config.session_ttl, Duration::from_secs(3));
+        assert_eq!(config.server_id, "srv-9");
+        assert_eq!(config.assign, Assign::LeastLoaded);
+    }
+
+    #[test]
+    fn impossible_limits_are_rejected_with_the_flag_named() {
+        for (flag, value, needle) in [
+            ("--rate", "0", "--rate"),
+            ("--max-act-data", "70000", "--max-act-data"),
+            ("--send-queue", "1", "--send-queue"),
+            ("--public-url", "http://x", "--public-url"),
+            ("--server-id", "a b", "--server-id"),
+        ] {
+            let err = Config::parse_from(["tierlab-server", flag, value]).expect_err(flag);
+            assert!(err.to_string().contains(needle), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn advertised_url_uses_the_bound_port() {
+        let config = Config::parse_from(["tierlab-server", "--port", "0"]).expect("valid");
+        let bound: SocketAddr = "127.0.0.1:4567".parse().expect("addr");
+        assert_eq!(config.ws_url(bound), "ws://127.0.0.1:4567/ws");
+    }
+}

@@ -1,0 +1,102 @@
+//! Per-connection guards against abusive clients: a token-bucket rate limit and
+//! a strike counter that decides when rejected frames amount to abuse.
+//!
+//! Both are pure and take the current instant as an argument so that tests can
+//! drive time by hand.
+
+use std::time::{Duration, Instant};
+
+/// Classic token bucket: `rate` tokens per second, holding at most `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, burst: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counts rejected frames in a sliding window; `strike` says when the limit is
+/// reached. A client that makes an occasional mistake is never closed.
+#[derive(Debug, Clone)]
+pub struct Strikes {
+    limit: u32,
+    window: Duration,
+    times: std::collections::VecDeque<Instant>,
+}
+
+pub const STRIKE_WINDOW: Duration = Duration::from_secs(10);
+
+impl Strikes {
+    pub fn new(limit: u32) -> Strikes {
+        Strikes {
+            limit,
+            window: STRIKE_WINDOW,
+            times: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Records one rejected frame; true when the client has now earned a close.
+    pub fn strike(&mut self, now: Instant) -> bool {
+        while self
+            .times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > self.window)
+        {
+            self.times.pop_front();
+        }
+        self.times.push_back(now);
+        self.times.len() >= self.limit as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 5.0, t0);
+        assert_eq!((0..8).filter(|_| bucket.try_take(t0)).count(), 5);
+        // 0.25 s later, 2.5 tokens have come back: two frames pass.
+        let t1 = t0 + Duration::from_millis(250);
+        assert_eq!((0..8).filter(|_| bucket.try_take(t1)).count(), 2);
+        // Refill never exceeds the burst.
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!((0..20).filter(|_| bucket.try_take(t2)).count(), 5);
+    }
+
+    #[test]
+    fn strikes_close_only_when_dense() {
+        let t0 = Instant::now();
+        let mut strikes = Strikes::new(3);
+        assert!(!strikes.strike(t0));
+        assert!(!strikes.strike(t0 + Duration::from_secs(11)));
+        assert!(!strikes.strike(t0 + Duration::from_secs(12)));
+        assert!(strikes.strike(t0 + Duration::from_secs(13)));
+    }
+}

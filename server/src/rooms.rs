@@ -1,0 +1,232 @@
+//! Room operations as a connection sees them — create, join, resume, act,
+//! leave — and the two background loops that keep feeds whole: the
+//! dispatcher (bus → hub) and the resync worker (room log → hub after a gap
+//! or a reconnect). This is where the store (async, remote) meets the hub
+//! (sync, local).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tierlab_protocol::Data;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Advance, Arrival, ConnId, Delivery, Hub, Member};
+use crate::metrics::Metrics;
+use crate::store::{BusMsg, RoomSpec, Seat, SeatRef, Store, StoreError};
+
+/// Most events fetched from the log in one read while catching up.
+pub const FETCH_CHUNK: u64 = 256;
+const RESYNC_RETRY: Duration = Duration::from_millis(200);
+
+#[derive(Debug)]
+pub struct Rooms {
+    pub hub: Hub,
+    pub store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    resync: mpsc::UnboundedSender<String>,
+}
+
+/// How a member enters: a new seat, or a resume from `since`.
+#[derive(Debug, Clone)]
+pub enum Entry<'a> {
+    Fresh { name: &'a str },
+    Resume { session: &'a str, since: Option<u64> },
+}
+
+impl Rooms {
+    /// Builds the service and starts its dispatcher and resync worker, which
+    /// run until `shutdown`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        bus: mpsc::UnboundedReceiver<BusMsg>,
+        shutdown: CancellationToken,
+    ) -> Arc<Rooms> {
+        let (resync, resync_rx) = mpsc::unbounded_channel();
+        let rooms = Arc::new(Rooms {
+            hub: Hub::new(Arc::clone(&metrics), 64),
+            store,
+            metrics,
+            resync,
+        });
+        tokio::spawn(Arc::clone(&rooms).dispatch(bus, shutdown.clone()));
+        tokio::spawn(Arc::clone(&rooms).resync_worker(resync_rx, shutdown));
+        rooms
+    }
+
+    pub async fn create(&self, spec: &RoomSpec, host: &str) -> Result<String, StoreError> {
+        self.store.create_room(spec, host).await
+    }
+
+    /// Seats `member` in `room` and attaches it to the room's feed. The
+    /// returned `Advance` says whether the member must catch up first.
+    pub async fn enter(
+        &self,
+        room: &str,
+        entry: Entry<'_>,
+        make_member: impl FnOnce(SeatRef) -> Member,
+    ) -> Result<(Seat, Advance), StoreError> {
+        self.ensure_feed(room).await?;
+        let (seat, cursor) = match entry {
+            Entry::Fresh { name } => {
+                let seat = self.store.join(room, name).await?;
+                let cursor = seat.seq;
+                (seat, cursor)
+            }
+            Entry::Resume { session, since } => {
+                let seat = self.store.resume(room, session).await?;
+                let cursor = since.unwrap_or(seat.seq);
+                if cursor > seat.seq {
+                    return Err(StoreError::Invalid("`since` is ahead of the room's latest seq"));
+                }
+                (seat, cursor)
+            }
+        };
+        let advance = self.hub.attach(room, make_member(seat.seat.clone()), cursor);
+        Ok((seat, advance))
+    }
+
+    /// One step of a member's catch-up: reads up to `FETCH_CHUNK` events from
+    /// the log, returns those to send now and what comes next.
+    pub async fn catch_up(
+        &self,
+        room: &str,
+        conn: ConnId,
+        from: u64,
+        to: u64,
+    ) -> Result<(Vec<Arc<Delivery>>, Advance), StoreError> {
+        let to = to.min(from + FETCH_CHUNK - 1);
+        let events = self.store.range(room, from, to).await?;
+        let deliveries = events.into_iter().map(|e| Delivery::new(room, e)).collect();
+        Ok(self.hub.replay(room, conn, deliveries))
+    }
+
+    pub async fn act(&self, seat: &SeatRef, id: u64, data: &Data) -> Result<u64, StoreError> {
+        let seq = self.store.append(&seat.room, &seat.player, id, data).await?;
+        self.metrics.events_in.inc();
+        Ok(seq)
+    }
+
+    /// Gives the seat up for good.
+    pub async fn leave(&self, seat: &SeatRef, conn: ConnId) -> Result<(), StoreError> {
+        self.hub.detach(&seat.room, conn);
+        self.store.leave(seat).await
+    }
+
+    /// The connection went away without leaving: the seat stays resumable for
+    /// one session TTL from now.
+    pub async fn disconnect(&self, seat: &SeatRef, conn: ConnId) {
+        self.hub.detach(&seat.room, conn);
+        if let Err(e) = self.store.refresh(std::slice::from_ref(seat)).await {
+            tracing::debug!(error = %e, "could not restart the session clock; the last refresh stands");
+        }
+    }
+
+    /// Subscribes the room and learns its head, once per feed.
+    async fn ensure_feed(&self, room: &str) -> Result<(), StoreError> {
+        let init = self.hub.feed_init(room);
+        init.get_or_try_init(|| async {
+            self.store.subscribe(room).await?;
+            let head = self.store.latest_seq(room).await?;
+            if self.hub.init_head(room, head) == Arrival::Gap {
+                self.request_resync(room);
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn request_resync(&self, room: &str) {
+        let _ = self.resync.send(room.to_owned());
+    }
+
+    /// Drops feeds idle for `idle` and unsubscribes them (unless a join
+    /// brought the room back meanwhile).
+    pub async fn sweep(&self, idle: Duration) {
+        for room in self.hub.sweep(idle) {
+            if !self.hub.has_feed(&room) {
+                self.store.unsubscribe(&room).await;
+            }
+        }
+    }
+
+    async fn dispatch(self: Arc<Rooms>, mut bus: mpsc::UnboundedReceiver<BusMsg>, shutdown: CancellationToken) {
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                msg = bus.recv() => msg,
+            };
+            match msg {
+                None => return,
+                Some(BusMsg::Event { room, event }) => {
+                    if !self.hub.has_feed(&room) {
+                        continue;
+                    }
+                    if self.hub.arrive(&room, Delivery::new(&room, event)) == Arrival::Gap {
+                        self.request_resync(&room);
+                    }
+                }
+                Some(BusMsg::Reconnected) => {
+                    for room in self.hub.rooms() {
+                        self.request_resync(&room);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn resync_worker(self: Arc<Rooms>, mut requests: mpsc::UnboundedReceiver<String>, shutdown: CancellationToken) {
+        loop {
+            let room = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                room = requests.recv() => match room { Some(room) => room, None => return },
+            };
+            let Some(head) = self.hub.begin_resync(&room) else { continue };
+            self.metrics.resyncs.inc();
+            match self.resync(&room, head).await {
+                Ok(Arrival::Gap) => self.request_resync(&room),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(room, error = %e, "resync failed; retrying");
+                    self.hub.abandon_resync(&room);
+                    let me = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RESYNC_RETRY).await;
+                        me.request_resync(&room);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Re-reads the room log after `head` and hands it to the feed.
+    async fn resync(&self, room: &str, head: u64) -> Result<Arrival, StoreError> {
+        let latest = self.store.latest_seq(room).await?;
+        if latest < head {
+            // The store lost writes it had acknowledged (restart without
+            // persistence, or with `everysec`). Never reuse a seq members saw.
+            self.metrics.error("seq_rollback");
+            tracing::warn!(room, head, latest, "room seq went backwards; raising it");
+            self.store.raise_seq(room, head).await?;
+            return Ok(self.hub.finish_resync(room, Vec::new()));
+        }
+        let mut deliveries = Vec::new();
+        let mut from = head + 1;
+        while from <= latest {
+            let to = latest.min(from + FETCH_CHUNK * 4 - 1);
+            match self.store.range(room, from, to).await {
+                Ok(events) => deliveries.extend(events.into_iter().map(|e| Delivery::new(room, e))),
+                Err(StoreError::Trimmed(_)) => {
+                    tracing::error!(room, from, "events missed are no longer in the log");
+                    self.hub.skip_to(room, latest);
+                    return Ok(Arrival::Applied);
+                }
+                Err(e) => return Err(e),
+            }
+            from = to + 1;
+        }
+        Ok(self.hub.finish_resync(room, deliveries))
+    }
+}

@@ -1,0 +1,355 @@
+//! One WebSocket connection: reads client frames, answers them, forwards the
+//! room's events from the member's outbox, and enforces the per-connection
+//! limits (frame size, rate, abuse, slow consumer, drain).
+//!
+//! The loop is generic over any `Stream + Sink` of WebSocket messages, so
+//! tests can drive it through channels as well as real sockets. One task per
+//! connection: reading and writing share it, which keeps a connection's cost
+//! to one task and two small buffers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tierlab_protocol::{ClientFrame, CloseReason, Data, ErrorCode, JoinMode, ServerFrame};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Advance, ConnId, Member};
+use crate::ids;
+use crate::limits::{Strikes, TokenBucket};
+use crate::rooms::Entry;
+use crate::store::{RoomSpec, SeatRef, StoreError};
+use crate::AppState;
+
+/// Frames written per flush when the outbox has a backlog.
+const BATCH: usize = 64;
+const MAX_NAME: usize = 32;
+
+/// What the loop should do after a client message.
+enum Step {
+    Continue,
+    Close(CloseReason),
+    /// The socket failed or the client closed it.
+    Gone,
+}
+
+/// The socket went away mid-write.
+struct Gone;
+
+fn text(frame: &ServerFrame) -> Message {
+    Message::Text(frame.encode().into())
+}
+
+fn close_code(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::Draining => axum::extract::ws::close_code::RESTART,
+        CloseReason::SlowConsumer | CloseReason::Abuse => axum::extract::ws::close_code::POLICY,
+    }
+}
+
+fn reason_text(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Draining => "draining: reconnect and resume",
+        CloseReason::SlowConsumer => "slow consumer",
+        CloseReason::Abuse => "too many rejected frames",
+    }
+}
+
+struct Session<'a, S> {
+    state: &'a AppState,
+    socket: &'a mut S,
+    conn: ConnId,
+    seat: Option<SeatRef>,
+    bucket: TokenBucket,
+    strikes: Strikes,
+    outbox: mpsc::Sender<Utf8Bytes>,
+    kick: CancellationToken,
+}
+
+/// Serves one connection until the client goes, misbehaves, falls behind, or
+/// the replica drains.
+pub async fn serve<S, E>(mut socket: S, state: Arc<AppState>, conn: ConnId)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let config = &state.config;
+    let (outbox, mut inbox) = mpsc::channel(config.send_queue);
+    let kick = CancellationToken::new();
+    let welcome = ServerFrame::Welcome {
+        server: config.server_id.clone(),
+    };
+    if socket.send(text(&welcome)).await.is_err() {
+        return;
+    }
+    let mut session = Session {
+        state: &state,
+        socket: &mut socket,
+        conn,
+        seat: None,
+        bucket: TokenBucket::new(config.rate, config.burst, Instant::now()),
+        strikes: Strikes::new(config.abuse_limit),
+        outbox,
+        kick: kick.clone(),
+    };
+    let ending = loop {
+        tokio::select! {
+            biased;
+            _ = kick.cancelled() => break Some(CloseReason::SlowConsumer),
+            _ = state.drain.cancelled() => break Some(CloseReason::Draining),
+            Some(first) = inbox.recv() => {
+                if session.forward(first, &mut inbox).await.is_err() {
+                    break None;
+                }
+            }
+            inbound = session.socket.next() => {
+                let step = match inbound {
+                    Some(Ok(message)) => session.on_message(message).await,
+                    _ => Step::Gone,
+                };
+                match step {
+                    Step::Continue => {}
+                    Step::Close(reason) => break Some(reason),
+                    Step::Gone => break None,
+                }
+            }
+        }
+    };
+    if let Some(reason) = ending {
+        session.close(reason).await;
+    }
+    if let Some(seat) = session.seat.take() {
+        state.rooms.disconnect(&seat, conn).await;
+    }
+}
+
+impl<S> Session<'_, S>
+where
+    S: Sink<Message> + Unpin,
+{
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
+        self.socket.send(text(frame)).await.map_err(|_| Gone)
+    }
+
+    /// Writes a backlog of events with one flush.
+    async fn forward(&mut self, first: Utf8Bytes, inbox: &mut mpsc::Receiver<Utf8Bytes>) -> Result<(), Gone> {
+        self.socket.feed(Message::Text(first)).await.map_err(|_| Gone)?;
+        for _ in 1..BATCH {
+            let Ok(next) = inbox.try_recv() else { break };
+            self.socket.feed(Message::Text(next)).await.map_err(|_| Gone)?;
+        }
+        self.socket.flush().await.map_err(|_| Gone)
+    }
+
+    async fn close(&mut self, reason: CloseReason) {
+        let _ = self.send(&ServerFrame::Close { reason }).await;
+        let frame = CloseFrame {
+            code: close_code(reason),
+            reason: reason_text(reason).into(),
+        };
+        let _ = self.socket.send(Message::Close(Some(frame))).await;
+        if reason != CloseReason::Draining {
+            self.state.metrics.error(match reason {
+                CloseReason::SlowConsumer => "closed_slow_consumer",
+                _ => "closed_abuse",
+            });
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Step {
+        match message {
+            Message::Text(body) => self.on_text(body.as_str()).await,
+            Message::Binary(_) => {
+                self.reject(ErrorCode::BadRequest, None, "binary frames are not part of the protocol".into())
+                    .await
+            }
+            Message::Close(_) => Step::Gone,
+            Message::Ping(_) | Message::Pong(_) => Step::Continue,
+        }
+    }
+
+    async fn on_text(&mut self, body: &str) -> Step {
+        let max = self.state.config.max_frame;
+        if body.len() > max {
+            let message = format!("frame of {} bytes exceeds the {max}-byte limit", body.len());
+            return self.reject(ErrorCode::TooLarge, None, message).await;
+        }
+        if !self.bucket.try_take(Instant::now()) {
+            return self
+                .reject(ErrorCode::RateLimited, None, "too many frames; slow down".into())
+                .await;
+        }
+        match ClientFrame::decode(body) {
+            Ok(frame) => self.on_frame(frame).await,
+            Err(e) => self.reject(ErrorCode::BadRequest, e.id(), e.to_string()).await,
+        }
+    }
+
+    /// Answers a frame the client should not have sent; enough of them close
+    /// the connection.
+    async fn reject(&mut self, code: ErrorCode, id: Option<u64>, message: String) -> Step {
+        if self.answer_error(code, id, message).await.is_err() {
+            return Step::Gone;
+        }
+        if self.strikes.strike(Instant::now()) {
+            Step::Close(CloseReason::Abuse)
+        } else {
+            Step::Continue
+        }
+    }
+
+    async fn answer_error(&mut self, code: ErrorCode, id: Option<u64>, message: String) -> Result<(), Gone> {
+        self.state.metrics.error_code(code);
+        self.send(&ServerFrame::Error { code, message, id }).await
+    }
+
+    /// Reports a store failure (not the client's fault: no strike).
+    async fn store_error(&mut self, error: StoreError, id: Option<u64>) -> Step {
+        match self.answer_error(error.code(), id, error.to_string()).await {
+            Ok(()) => Step::Continue,
+            Err(Gone) => Step::Gone,
+        }
+    }
+
+    async fn reply(&mut self, frame: ServerFrame) -> Step {
+        match self.send(&frame).await {
+            Ok(()) => Step::Continue,
+            Err(Gone) => Step::Gone,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: ClientFrame) -> Step {
+        match frame {
+            ClientFrame::Create { game, max_players } => self.create(game, max_players).await,
+            ClientFrame::Join { room, mode } => self.join(room, mode).await,
+            ClientFrame::Act { id, data } => self.act(id, data).await,
+            ClientFrame::Leave => self.leave().await,
+            ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
+        }
+    }
+
+    async fn create(&mut self, game: String, max_players: u32) -> Step {
+        if let Err(message) = validate_room(&game, max_players, self.state.config.max_room_size) {
+            return self.reject(ErrorCode::BadRequest, None, message).await;
+        }
+        let spec = RoomSpec { game, max_players };
+        match self.state.rooms.create(&spec, &self.state.config.server_id).await {
+            Ok(room) => self.reply(ServerFrame::Created { room }).await,
+            Err(e) => self.store_error(e, None).await,
+        }
+    }
+
+    async fn join(&mut self, room: String, mode: JoinMode) -> Step {
+        if let Some(seat) = &self.seat {
+            let message = format!("already in room {}; leave first", seat.room);
+            return self.reject(ErrorCode::BadRequest, None, message).await;
+        }
+        if !ids::is_room_code(&room) {
+            return self.store_error(StoreError::UnknownRoom, None).await;
+        }
+        let entry = match &mode {
+            JoinMode::Fresh { name } if name.is_empty() || name.chars().count() > MAX_NAME => {
+                let message = format!("`name` must be 1-{MAX_NAME} characters");
+                return self.reject(ErrorCode::BadRequest, None, message).await;
+            }
+            JoinMode::Fresh { name } => Entry::Fresh { name },
+            JoinMode::Resume { session, .. } if !ids::is_session_token(session) => {
+                return self.store_error(StoreError::SessionExpired, None).await;
+            }
+            JoinMode::Resume { session, since } => Entry::Resume {
+                session,
+                since: *since,
+            },
+        };
+        let member = |seat| Member {
+            conn: self.conn,
+            seat,
+            outbox: self.outbox.clone(),
+            kick: self.kick.clone(),
+        };
+        let (seat, advance) = match self.state.rooms.enter(&room, entry, member).await {
+            Ok(entered) => entered,
+            Err(e) => return self.store_error(e, None).await,
+        };
+        let joined = ServerFrame::Joined {
+            room: room.clone(),
+            player: seat.seat.player.clone(),
+            session: seat.seat.session.clone(),
+            seq: seat.seq,
+            members: seat.members,
+        };
+        self.seat = Some(seat.seat);
+        if self.send(&joined).await.is_err() {
+            return Step::Gone;
+        }
+        self.catch_up(&room, advance).await
+    }
+
+    /// Replays what a resuming member missed, straight to the socket (so a
+    /// long replay is paced by the client rather than overflowing its queue).
+    async fn catch_up(&mut self, room: &str, mut advance: Advance) -> Step {
+        while let Advance::Fetch { from, to } = advance {
+            match self.state.rooms.catch_up(room, self.conn, from, to).await {
+                Ok((events, next)) => {
+                    for event in events {
+                        if self.socket.feed(Message::Text(event.frame.clone())).await.is_err() {
+                            return Step::Gone;
+                        }
+                    }
+                    if self.socket.flush().await.is_err() {
+                        return Step::Gone;
+                    }
+                    advance = next;
+                }
+                Err(e) => {
+                    // Without the missed events the member cannot have a
+                    // gapless stream: unseat it and let the client decide.
+                    if let Some(seat) = self.seat.take() {
+                        self.state.rooms.disconnect(&seat, self.conn).await;
+                    }
+                    return self.store_error(e, None).await;
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    async fn act(&mut self, id: u64, data: Data) -> Step {
+        let Some(seat) = self.seat.clone() else {
+            return self
+                .reject(ErrorCode::BadRequest, Some(id), "join a room before acting".into())
+                .await;
+        };
+        let limit = self.state.config.max_act_data;
+        if data.get().len() > limit {
+            let message = format!("`data` of {} bytes exceeds the {limit}-byte limit", data.get().len());
+            return self.reject(ErrorCode::TooLarge, Some(id), message).await;
+        }
+        match self.state.rooms.act(&seat, id, &data).await {
+            Ok(seq) => self.reply(ServerFrame::Ack { id, seq }).await,
+            Err(e) => self.store_error(e, Some(id)).await,
+        }
+    }
+
+    async fn leave(&mut self) -> Step {
+        let Some(seat) = self.seat.take() else {
+            return self.reject(ErrorCode::BadRequest, None, "not in a room".into()).await;
+        };
+        match self.state.rooms.leave(&seat, self.conn).await {
+            Ok(()) => Step::Continue,
+            Err(e) => self.store_error(e, None).await,
+        }
+    }
+}
+
+/// Checks a room request; the message names the offending field.
+pub fn validate_room(game: &str, max_players: u32, max_room_size: u32) -> Result<(), String> {
+    if game.is_empty() || game.chars().count() > MAX_NAME {
+        return Err(format!("`game` must be 1-{MAX_NAME} characters"));
+    }
+    if max_players == 0 || max_players > max_room_size {
+        return Err(format!("`max_players` must be between 1 and {max_room_size}"));
+    }
+    Ok(())
+}

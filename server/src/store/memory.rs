@@ -1,0 +1,283 @@
+//! The in-process store (tier 1): the same contract as the Redis store for a
+//! single replica, with state in maps behind one mutex. Appends go to the bus
+//! while the lock is held, so the bus sees events in seq order exactly as
+//! Redis Pub/Sub would deliver them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tierlab_protocol::{Data, RoomInfo, ServerEntry};
+
+use super::{BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth};
+use crate::config::Config;
+use crate::ids;
+
+#[derive(Debug)]
+struct Room {
+    spec: RoomSpec,
+    seq: u64,
+    log: VecDeque<LoggedEvent>,
+    /// player → when the seat lapses unless refreshed.
+    seats: HashMap<String, Instant>,
+    expires: Instant,
+}
+
+impl Room {
+    fn live_seats(&mut self, now: Instant) -> u32 {
+        self.seats.retain(|_, lapses| *lapses > now);
+        self.seats.len() as u32
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    room: String,
+    player: String,
+    expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rooms: HashMap<String, Room>,
+    sessions: HashMap<String, Session>,
+    me: Option<ServerEntry>,
+}
+
+impl State {
+    /// The room, unless it never existed or has lapsed.
+    fn room(&mut self, code: &str, now: Instant) -> Option<&mut Room> {
+        if self.rooms.get(code).is_some_and(|r| r.expires <= now) {
+            self.rooms.remove(code);
+        }
+        self.rooms.get_mut(code)
+    }
+}
+
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    bus: BusSender,
+    session_ttl: Duration,
+    room_ttl: Duration,
+    log_max_len: usize,
+}
+
+impl MemoryStore {
+    pub fn new(config: &Config, bus: BusSender) -> MemoryStore {
+        // Subscribers of the memory bus are in this process: tell the
+        // dispatcher it is "connected" once, as the Redis bus would.
+        let _ = bus.send(BusMsg::Reconnected);
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            bus,
+            session_ttl: config.session_ttl,
+            room_ttl: config.room_ttl,
+            log_max_len: config.log_max_len as usize,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn seat(&self, room: &mut Room, code: &str, player: String, session: String, now: Instant) -> Seat {
+        room.seats.insert(player.clone(), now + self.session_ttl);
+        room.expires = now + self.room_ttl;
+        Seat {
+            members: room.live_seats(now),
+            seq: room.seq,
+            seat: SeatRef {
+                room: code.to_owned(),
+                player,
+                session,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_room(&self, spec: &RoomSpec, _host: &str) -> Result<String, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        loop {
+            let code = ids::room_code();
+            if state.room(&code, now).is_none() {
+                state.rooms.insert(
+                    code.clone(),
+                    Room {
+                        spec: spec.clone(),
+                        seq: 0,
+                        log: VecDeque::new(),
+                        seats: HashMap::new(),
+                        expires: now + self.room_ttl,
+                    },
+                );
+                return Ok(code);
+            }
+        }
+    }
+
+    async fn room_info(&self, code: &str) -> Result<Option<RoomInfo>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        Ok(state.room(code, now).map(|room| RoomInfo {
+            room: code.to_owned(),
+            game: room.spec.game.clone(),
+            max_players: room.spec.max_players,
+            members: room.live_seats(now),
+            seq: room.seq,
+        }))
+    }
+
+    async fn join(&self, code: &str, _name: &str) -> Result<Seat, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        if room.live_seats(now) >= room.spec.max_players {
+            return Err(StoreError::RoomFull);
+        }
+        let (player, session) = (ids::player_id(), ids::session_token());
+        let seat = self.seat(room, code, player.clone(), session.clone(), now);
+        state.sessions.insert(
+            session,
+            Session {
+                room: code.to_owned(),
+                player,
+                expires: now + self.session_ttl,
+            },
+        );
+        Ok(seat)
+    }
+
+    async fn resume(&self, code: &str, token: &str) -> Result<Seat, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        let player = match state.sessions.get_mut(token) {
+            Some(s) if s.expires > now && s.room == code => {
+                s.expires = now + self.session_ttl;
+                s.player.clone()
+            }
+            _ => return Err(StoreError::SessionExpired),
+        };
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        Ok(self.seat(room, code, player, token.to_owned(), now))
+    }
+
+    async fn leave(&self, seat: &SeatRef) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        state.sessions.remove(&seat.session);
+        if let Some(room) = state.room(&seat.room, now) {
+            room.seats.remove(&seat.player);
+        }
+        Ok(())
+    }
+
+    async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let lapses = now + self.session_ttl;
+        let mut state = self.state();
+        state.sessions.retain(|_, s| s.expires > now);
+        for seat in seats {
+            if let Some(session) = state.sessions.get_mut(&seat.session) {
+                session.expires = lapses;
+            }
+            if let Some(held) = state
+                .room(&seat.room, now)
+                .and_then(|room| room.seats.get_mut(&seat.player))
+            {
+                *held = lapses;
+            }
+        }
+        Ok(())
+    }
+
+    async fn append(&self, code: &str, from: &str, id: u64, data: &Data) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        room.seq += 1;
+        room.expires = now + self.room_ttl;
+        let event = LoggedEvent {
+            seq: room.seq,
+            from: from.to_owned(),
+            id,
+            data: data.clone(),
+            ts_us: super::now_us(),
+        };
+        room.log.push_back(event.clone());
+        if room.log.len() > self.log_max_len {
+            room.log.pop_front();
+        }
+        let seq = room.seq;
+        // Sent under the lock: the bus must see seqs in order.
+        let _ = self.bus.send(BusMsg::Event {
+            room: code.to_owned(),
+            event,
+        });
+        Ok(seq)
+    }
+
+    async fn range(&self, code: &str, from: u64, to: u64) -> Result<Vec<LoggedEvent>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let now = Instant::now();
+        let mut state = self.state();
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        let events: Vec<LoggedEvent> = room
+            .log
+            .iter()
+            .filter(|e| (from..=to).contains(&e.seq))
+            .cloned()
+            .collect();
+        match events.first() {
+            Some(first) if first.seq == from => Ok(events),
+            _ => Err(StoreError::Trimmed(from.saturating_sub(1))),
+        }
+    }
+
+    async fn latest_seq(&self, code: &str) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        Ok(self.state().room(code, now).map_or(0, |r| r.seq))
+    }
+
+    async fn raise_seq(&self, code: &str, floor: u64) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        let previous = room.seq;
+        room.seq = room.seq.max(floor);
+        Ok(previous)
+    }
+
+    async fn subscribe(&self, _room: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _room: &str) {}
+
+    async fn heartbeat(&self, me: &ServerEntry, _ttl: Duration) -> Result<(), StoreError> {
+        self.state().me = Some(me.clone());
+        Ok(())
+    }
+
+    async fn servers(&self) -> Result<Vec<ServerEntry>, StoreError> {
+        Ok(self.state().me.iter().cloned().collect())
+    }
+
+    async fn deregister(&self, _server: &str) {
+        self.state().me = None;
+    }
+
+    async fn health(&self) -> StoreHealth {
+        StoreHealth {
+            ping: None,
+            subscribed: true,
+        }
+    }
+}

@@ -1,0 +1,726 @@
+//! The Redis store (tier 2). Every key of a room shares the hash tag
+//! `{room:CODE}` so the append script stays single-slot (and Redis Cluster
+//! ready). Appends are one Lua script: INCR the room's seq, XADD the event to
+//! the room's stream under ID `<seq>-1`, PUBLISH it — so the stream, the seq
+//! and the publish order can never disagree.
+//!
+//! The bus is one Pub/Sub connection per replica, subscribed to the channels of
+//! rooms with local members. It reconnects with backoff, resubscribes, pings to
+//! notice a frozen Redis, and reports `Reconnected` so the dispatcher re-reads
+//! every room's log for what Pub/Sub (at-most-once) may have dropped.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::{AsyncCommands, Client, Script};
+use serde::{Deserialize, Serialize};
+use tierlab_protocol::{Data, RoomInfo, ServerEntry};
+use tokio_util::sync::CancellationToken;
+
+use super::{BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth};
+use crate::config::Config;
+use crate::ids;
+use crate::metrics::Metrics;
+
+const SERVERS_KEY: &str = "tierlab:servers";
+const CREATE_ATTEMPTS: usize = 8;
+
+fn server_key(id: &str) -> String {
+    format!("tierlab:server:{id}")
+}
+
+/// The keys of one room, all in one hash slot.
+struct RoomKeys(String);
+
+impl RoomKeys {
+    fn new(room: &str) -> RoomKeys {
+        RoomKeys(format!("{{room:{room}}}"))
+    }
+    fn meta(&self) -> String {
+        format!("{}:meta", self.0)
+    }
+    fn seq(&self) -> String {
+        format!("{}:seq", self.0)
+    }
+    fn log(&self) -> String {
+        format!("{}:log", self.0)
+    }
+    fn members(&self) -> String {
+        format!("{}:members", self.0)
+    }
+    fn session(&self, token: &str) -> String {
+        format!("{}:session:{token}", self.0)
+    }
+    fn channel(&self) -> String {
+        format!("{}:events", self.0)
+    }
+}
+
+/// The room a bus channel belongs to.
+fn room_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("{room:")?.strip_suffix("}:events")
+}
+
+/// Stored as the room's `meta` string (one `SET NX` creates the room).
+#[derive(Debug, Serialize, Deserialize)]
+struct RoomMeta {
+    game: String,
+    max_players: u32,
+    server: String,
+}
+
+const JOIN: &str = r#"
+-- KEYS: meta members seq session   ARGV: player name now_ms ttl_ms room_ttl_ms
+local meta = redis.call('GET', KEYS[1])
+if not meta then return {-1, 0, 0} end
+local max = cjson.decode(meta).max_players
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[2]) >= max then return {-2, 0, 0} end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
+redis.call('HSET', KEYS[4], 'player', ARGV[1], 'name', ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+return {1, seq, redis.call('ZCARD', KEYS[2])}
+"#;
+
+const RESUME: &str = r#"
+-- KEYS: meta members seq session   ARGV: now_ms ttl_ms room_ttl_ms
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, ''} end
+local player = redis.call('HGET', KEYS[4], 'player')
+if not player then return {-3, 0, 0, ''} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), player)
+redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+return {1, seq, redis.call('ZCARD', KEYS[2]), player}
+"#;
+
+const APPEND: &str = r#"
+-- KEYS: meta seq log   ARGV: channel from id data ts_us maxlen room_ttl_ms
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local s = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], s .. '-1',
+  'f', ARGV[2], 'i', ARGV[3], 'd', ARGV[4], 't', ARGV[5])
+redis.call('PUBLISH', ARGV[1], s .. '\n' .. ARGV[5] .. '\n' .. ARGV[3] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+return s
+"#;
+
+const RAISE_SEQ: &str = r#"
+-- KEYS: seq   ARGV: floor room_ttl_ms
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return cur
+"#;
+
+/// Parses a bus payload: `seq \n ts_us \n id \n from \n data`.
+fn parse_published(payload: &[u8]) -> Option<LoggedEvent> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(5, '\n');
+    let seq = parts.next()?.parse().ok()?;
+    let ts_us = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    let from = parts.next()?.to_owned();
+    let data = Data::from_json(parts.next()?.to_owned()).ok()?;
+    Some(LoggedEvent {
+        seq,
+        from,
+        id,
+        data,
+        ts_us,
+    })
+}
+
+/// Parses one XRANGE entry written by the append script.
+fn parse_entry(id: &str, fields: &[String]) -> Option<LoggedEvent> {
+    let seq = id.split('-').next()?.parse().ok()?;
+    let mut event = LoggedEvent {
+        seq,
+        from: String::new(),
+        id: 0,
+        data: Data::from_json("null".to_owned()).ok()?,
+        ts_us: 0,
+    };
+    for pair in fields.chunks_exact(2) {
+        match pair[0].as_str() {
+            "f" => event.from = pair[1].clone(),
+            "i" => event.id = pair[1].parse().ok()?,
+            "d" => event.data = Data::from_json(pair[1].clone()).ok()?,
+            "t" => event.ts_us = pair[1].parse().ok()?,
+            _ => {}
+        }
+    }
+    Some(event)
+}
+
+fn now_ms() -> u64 {
+    super::now_us() / 1000
+}
+
+#[derive(Debug)]
+struct Settings {
+    session_ttl_ms: u64,
+    room_ttl_ms: u64,
+    log_max_len: u64,
+    timeout: Duration,
+    heartbeat: Duration,
+}
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    bus: Arc<Bus>,
+    join: Script,
+    resume: Script,
+    append: Script,
+    raise_seq: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("settings", &self.settings).finish()
+    }
+}
+
+impl RedisStore {
+    /// Opens the store and starts its bus. Redis need not be up yet: commands
+    /// fail with `Unavailable` until it is, and the bus keeps retrying.
+    pub fn open(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        bus_tx: BusSender,
+        shutdown: CancellationToken,
+    ) -> Result<RedisStore, StoreError> {
+        let client = Client::open(config.redis_url.as_str())
+            .map_err(|e| StoreError::Unavailable(format!("bad --redis-url: {e}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let settings = Settings {
+            session_ttl_ms: config.session_ttl.as_millis() as u64,
+            room_ttl_ms: config.room_ttl.as_millis() as u64,
+            log_max_len: config.log_max_len,
+            timeout: config.redis_timeout,
+            heartbeat: config.heartbeat,
+        };
+        let bus = Arc::new(Bus::new(client));
+        tokio::spawn(Arc::clone(&bus).run(bus_tx, settings.timeout, settings.heartbeat, shutdown));
+        Ok(RedisStore {
+            conn,
+            settings,
+            metrics,
+            bus,
+            join: Script::new(JOIN),
+            resume: Script::new(RESUME),
+            append: Script::new(APPEND),
+            raise_seq: Script::new(RAISE_SEQ),
+        })
+    }
+
+    /// Runs one Redis operation under the store's timeout, recording its latency.
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.settings.timeout, fut).await;
+        self.metrics.redis_op(op, started.elapsed());
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                self.metrics.error("redis");
+                Err(StoreError::Unavailable(format!("{op}: {e}")))
+            }
+            Err(_) => {
+                self.metrics.error("redis_timeout");
+                Err(StoreError::Unavailable(format!("{op}: timed out")))
+            }
+        }
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn create_room(&self, spec: &RoomSpec, host: &str) -> Result<String, StoreError> {
+        let meta = RoomMeta {
+            game: spec.game.clone(),
+            max_players: spec.max_players,
+            server: host.to_owned(),
+        };
+        let meta = serde_json::to_string(&meta).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let code = ids::room_code();
+            let set = redis::cmd("SET")
+                .arg(RoomKeys::new(&code).meta())
+                .arg(&meta)
+                .arg("NX")
+                .arg("PX")
+                .arg(self.settings.room_ttl_ms)
+                .clone();
+            let created: Option<String> = self
+                .timed("create_room", async { set.query_async(&mut self.conn()).await })
+                .await?;
+            if created.is_some() {
+                return Ok(code);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "could not find a free room code; the code space is crowded".into(),
+        ))
+    }
+
+    async fn room_info(&self, room: &str) -> Result<Option<RoomInfo>, StoreError> {
+        let keys = RoomKeys::new(room);
+        let mut pipe = redis::pipe();
+        pipe.get(keys.meta())
+            .get(keys.seq())
+            .zcount(keys.members(), now_ms(), "+inf");
+        let (meta, seq, members): (Option<String>, Option<u64>, u32) = self
+            .timed("room_info", async { pipe.query_async(&mut self.conn()).await })
+            .await?;
+        let Some(meta) = meta else { return Ok(None) };
+        let meta: RoomMeta =
+            serde_json::from_str(&meta).map_err(|e| StoreError::Unavailable(format!("corrupt room meta: {e}")))?;
+        Ok(Some(RoomInfo {
+            room: room.to_owned(),
+            game: meta.game,
+            max_players: meta.max_players,
+            members,
+            seq: seq.unwrap_or(0),
+        }))
+    }
+
+    async fn join(&self, room: &str, name: &str) -> Result<Seat, StoreError> {
+        let keys = RoomKeys::new(room);
+        let player = ids::player_id();
+        let session = ids::session_token();
+        let mut call = self.join.prepare_invoke();
+        call.key(keys.meta())
+            .key(keys.members())
+            .key(keys.seq())
+            .key(keys.session(&session))
+            .arg(&player)
+            .arg(name)
+            .arg(now_ms())
+            .arg(self.settings.session_ttl_ms)
+            .arg(self.settings.room_ttl_ms);
+        let (status, seq, members): (i64, u64, u32) = self
+            .timed("join", async { call.invoke_async(&mut self.conn()).await })
+            .await?;
+        match status {
+            1 => Ok(Seat {
+                seat: SeatRef {
+                    room: room.to_owned(),
+                    player,
+                    session,
+                },
+                seq,
+                members,
+            }),
+            -2 => Err(StoreError::RoomFull),
+            _ => Err(StoreError::UnknownRoom),
+        }
+    }
+
+    async fn resume(&self, room: &str, session: &str) -> Result<Seat, StoreError> {
+        let keys = RoomKeys::new(room);
+        let mut call = self.resume.prepare_invoke();
+        call.key(keys.meta())
+            .key(keys.members())
+            .key(keys.seq())
+            .key(keys.session(session))
+            .arg(now_ms())
+            .arg(self.settings.session_ttl_ms)
+            .arg(self.settings.room_ttl_ms);
+        let (status, seq, members, player): (i64, u64, u32, String) = self
+            .timed("resume", async { call.invoke_async(&mut self.conn()).await })
+            .await?;
+        match status {
+            1 => Ok(Seat {
+                seat: SeatRef {
+                    room: room.to_owned(),
+                    player,
+                    session: session.to_owned(),
+                },
+                seq,
+                members,
+            }),
+            -1 => Err(StoreError::UnknownRoom),
+            _ => Err(StoreError::SessionExpired),
+        }
+    }
+
+    async fn leave(&self, seat: &SeatRef) -> Result<(), StoreError> {
+        let keys = RoomKeys::new(&seat.room);
+        let mut pipe = redis::pipe();
+        pipe.zrem(keys.members(), &seat.player)
+            .ignore()
+            .del(keys.session(&seat.session))
+            .ignore();
+        self.timed("leave", async { pipe.query_async::<()>(&mut self.conn()).await })
+            .await
+    }
+
+    async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError> {
+        if seats.is_empty() {
+            return Ok(());
+        }
+        let expires = now_ms() + self.settings.session_ttl_ms;
+        let mut pipe = redis::pipe();
+        for seat in seats {
+            let keys = RoomKeys::new(&seat.room);
+            // XX: a seat given up (leave) or already expired is not brought back.
+            pipe.cmd("ZADD")
+                .arg(keys.members())
+                .arg("XX")
+                .arg(expires)
+                .arg(&seat.player)
+                .ignore()
+                .pexpire(keys.session(&seat.session), self.settings.session_ttl_ms as i64)
+                .ignore();
+        }
+        self.timed("refresh", async { pipe.query_async::<()>(&mut self.conn()).await })
+            .await
+    }
+
+    async fn append(&self, room: &str, from: &str, id: u64, data: &Data) -> Result<u64, StoreError> {
+        let keys = RoomKeys::new(room);
+        let mut call = self.append.prepare_invoke();
+        call.key(keys.meta())
+            .key(keys.seq())
+            .key(keys.log())
+            .arg(keys.channel())
+            .arg(from)
+            .arg(id)
+            .arg(data.get())
+            .arg(super::now_us())
+            .arg(self.settings.log_max_len)
+            .arg(self.settings.room_ttl_ms);
+        let seq: i64 = self
+            .timed("append", async { call.invoke_async(&mut self.conn()).await })
+            .await?;
+        u64::try_from(seq).map_err(|_| StoreError::UnknownRoom)
+    }
+
+    async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<LoggedEvent>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let log = RoomKeys::new(room).log();
+        let entries: Vec<(String, Vec<String>)> = self
+            .timed("range", async {
+                self.conn()
+                    .xrange(log, format!("{from}-1"), format!("{to}-1"))
+                    .await
+            })
+            .await?;
+        let events: Vec<LoggedEvent> = entries
+            .iter()
+            .filter_map(|(id, fields)| parse_entry(id, fields))
+            .collect();
+        match events.first() {
+            Some(first) if first.seq == from => Ok(events),
+            _ => Err(StoreError::Trimmed(from.saturating_sub(1))),
+        }
+    }
+
+    async fn latest_seq(&self, room: &str) -> Result<u64, StoreError> {
+        let key = RoomKeys::new(room).seq();
+        let seq: Option<u64> = self
+            .timed("latest_seq", async { self.conn().get(key).await })
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn raise_seq(&self, room: &str, floor: u64) -> Result<u64, StoreError> {
+        let mut call = self.raise_seq.prepare_invoke();
+        call.key(RoomKeys::new(room).seq())
+            .arg(floor)
+            .arg(self.settings.room_ttl_ms);
+        self.timed("raise_seq", async { call.invoke_async(&mut self.conn()).await })
+            .await
+    }
+
+    async fn subscribe(&self, room: &str) -> Result<(), StoreError> {
+        self.bus.subscribe(room, self.settings.timeout).await
+    }
+
+    async fn unsubscribe(&self, room: &str) {
+        self.bus.unsubscribe(room, self.settings.timeout).await;
+    }
+
+    async fn heartbeat(&self, me: &ServerEntry, ttl: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let key = server_key(&me.server);
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("ws_url", me.ws_url.clone()),
+                ("connections", me.connections.to_string()),
+                ("rooms", me.rooms.to_string()),
+            ],
+        )
+        .ignore()
+        .pexpire(&key, ttl.as_millis() as i64)
+        .ignore()
+        .zadd(SERVERS_KEY, &me.server, now + ttl.as_millis() as u64)
+        .ignore()
+        .zrembyscore(SERVERS_KEY, "-inf", now)
+        .ignore();
+        self.timed("heartbeat", async { pipe.query_async::<()>(&mut self.conn()).await })
+            .await
+    }
+
+    async fn servers(&self) -> Result<Vec<ServerEntry>, StoreError> {
+        let ids: Vec<String> = self
+            .timed("servers", async {
+                self.conn().zrangebyscore(SERVERS_KEY, now_ms(), "+inf").await
+            })
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(server_key(id));
+        }
+        let details: Vec<std::collections::HashMap<String, String>> = self
+            .timed("servers", async { pipe.query_async(&mut self.conn()).await })
+            .await?;
+        Ok(ids
+            .into_iter()
+            .zip(details)
+            .filter_map(|(server, fields)| {
+                Some(ServerEntry {
+                    server,
+                    ws_url: fields.get("ws_url")?.clone(),
+                    connections: fields.get("connections")?.parse().ok()?,
+                    rooms: fields.get("rooms")?.parse().ok()?,
+                })
+            })
+            .collect())
+    }
+
+    async fn deregister(&self, server: &str) {
+        let mut pipe = redis::pipe();
+        pipe.zrem(SERVERS_KEY, server)
+            .ignore()
+            .del(server_key(server))
+            .ignore();
+        if let Err(e) = self
+            .timed("deregister", async { pipe.query_async::<()>(&mut self.conn()).await })
+            .await
+        {
+            tracing::warn!(error = %e, "could not deregister; the entry will expire");
+        }
+    }
+
+    async fn health(&self) -> StoreHealth {
+        let started = Instant::now();
+        let ping: Result<String, _> = self
+            .timed("ping", async { redis::cmd("PING").query_async(&mut self.conn()).await })
+            .await;
+        StoreHealth {
+            ping: ping.ok().map(|_| started.elapsed()),
+            subscribed: self.bus.subscribed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The replica's Pub/Sub connection and the set of channels it should hold.
+struct Bus {
+    client: Client,
+    /// Rooms to be subscribed; what a reconnect restores.
+    wanted: Mutex<HashSet<String>>,
+    /// The live connection's sink; `None` while disconnected. The async lock
+    /// also orders SUBSCRIBE/UNSUBSCRIBE of one room.
+    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+    subscribed: AtomicBool,
+}
+
+const BUS_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl Bus {
+    fn new(client: Client) -> Bus {
+        Bus {
+            client,
+            wanted: Mutex::new(HashSet::new()),
+            sink: tokio::sync::Mutex::new(None),
+            subscribed: AtomicBool::new(false),
+        }
+    }
+
+    fn wanted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn subscribe(&self, room: &str, timeout: Duration) -> Result<(), StoreError> {
+        self.wanted().insert(room.to_owned());
+        let mut sink = self.sink.lock().await;
+        let Some(live) = sink.as_mut() else {
+            return Err(StoreError::Unavailable("pub/sub is reconnecting".into()));
+        };
+        match tokio::time::timeout(timeout, live.subscribe(RoomKeys::new(room).channel())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("subscribe: {e}"))),
+            Err(_) => Err(StoreError::Unavailable("subscribe: timed out".into())),
+        }
+    }
+
+    async fn unsubscribe(&self, room: &str, timeout: Duration) {
+        self.wanted().remove(room);
+        let mut sink = self.sink.lock().await;
+        if let Some(live) = sink.as_mut() {
+            // A failure here only leaves a channel we ignore; the next
+            // reconnect drops it.
+            let _ = tokio::time::timeout(timeout, live.unsubscribe(RoomKeys::new(room).channel())).await;
+        }
+    }
+
+    async fn run(self: Arc<Bus>, bus: BusSender, timeout: Duration, ping_every: Duration, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(50);
+        while !shutdown.is_cancelled() {
+            match self.connect(timeout).await {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(50);
+                    if bus.send(BusMsg::Reconnected).is_err() {
+                        return;
+                    }
+                    self.pump(stream, &bus, timeout, ping_every, &shutdown).await;
+                    self.subscribed.store(false, Ordering::Relaxed);
+                    *self.sink.lock().await = None;
+                    tracing::warn!("pub/sub connection lost; reconnecting");
+                }
+                Err(e) => tracing::debug!(error = %e, "pub/sub connect failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BUS_MAX_BACKOFF);
+        }
+    }
+
+    /// Connects, restores every wanted subscription and installs the sink.
+    async fn connect(&self, timeout: Duration) -> Result<redis::aio::PubSubStream, String> {
+        let pubsub = tokio::time::timeout(timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let (mut sink, stream) = pubsub.split();
+        let mut installed = self.sink.lock().await;
+        let channels: Vec<String> = self.wanted().iter().map(|r| RoomKeys::new(r).channel()).collect();
+        for chunk in channels.chunks(512) {
+            tokio::time::timeout(timeout * 4, sink.subscribe(chunk))
+                .await
+                .map_err(|_| "resubscribe timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        }
+        *installed = Some(sink);
+        self.subscribed.store(true, Ordering::Relaxed);
+        Ok(stream)
+    }
+
+    /// Forwards messages until the connection drops, stops answering pings,
+    /// or the replica shuts down.
+    async fn pump(
+        &self,
+        mut stream: redis::aio::PubSubStream,
+        bus: &BusSender,
+        timeout: Duration,
+        ping_every: Duration,
+        shutdown: &CancellationToken,
+    ) {
+        let mut ping = tokio::time::interval(ping_every);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                message = stream.next() => {
+                    let Some(message) = message else { return };
+                    let parsed = room_of_channel(message.get_channel_name())
+                        .zip(parse_published(message.get_payload_bytes()));
+                    match parsed {
+                        Some((room, event)) => {
+                            if bus.send(BusMsg::Event { room: room.to_owned(), event }).is_err() {
+                                return;
+                            }
+                        }
+                        None => tracing::warn!(channel = message.get_channel_name(), "unreadable bus message"),
+                    }
+                }
+                _ = ping.tick() => {
+                    if !self.ping(timeout).await {
+                        tracing::warn!("pub/sub ping unanswered; dropping the connection");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ping(&self, timeout: Duration) -> bool {
+        let mut sink = self.sink.lock().await;
+        let Some(live) = sink.as_mut() else { return false };
+        matches!(
+            tokio::time::timeout(timeout, live.ping::<String>()).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_payload_round_trips_data_with_newlines() {
+        let event = parse_published(b"42\n1700000000000000\n7\nabc\n{\"s\":\"a\\nb\",\n\"k\":1}").expect("parse");
+        assert_eq!(event.seq, 42);
+        assert_eq!(event.id, 7);
+        assert_eq!(event.from, "abc");
+        assert_eq!(event.data.get(), "{\"s\":\"a\\nb\",\n\"k\":1}");
+        assert!(parse_published(b"x\n1\n2\nf\n{}").is_none());
+        assert!(parse_published(b"1\n1\n2\nf\n{bad").is_none());
+    }
+
+    #[test]
+    fn channels_map_back_to_rooms() {
+        let keys = RoomKeys::new("K7Q2XM");
+        assert_eq!(keys.channel(), "{room:K7Q2XM}:events");
+        assert_eq!(room_of_channel(&keys.channel()), Some("K7Q2XM"));
+        assert_eq!(room_of_channel("other"), None);
+    }
+
+    #[test]
+    fn stream_entries_parse() {
+        let fields: Vec<String> = ["f", "p1", "i", "3", "d", "[1,2]", "t", "99"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let event = parse_entry("12-1", &fields).expect("entry");
+        assert_eq!((event.seq, event.id, event.ts_us), (12, 3, 99));
+        assert_eq!(event.data.get(), "[1,2]");
+    }
+}
