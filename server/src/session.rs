@@ -26,6 +26,7 @@ use crate::AppState;
 /// Frames written per flush when the outbox has a backlog.
 const BATCH: usize = 64;
 const MAX_NAME: usize = 32;
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the loop should do after a client message.
 enum Step {
@@ -99,8 +100,15 @@ where
             _ = kick.cancelled() => break Some(CloseReason::SlowConsumer),
             _ = state.drain.cancelled() => break Some(CloseReason::Draining),
             Some(first) = inbox.recv() => {
-                if session.forward(first, &mut inbox).await.is_err() {
-                    break None;
+                // A client that stops reading blocks this write; its kick
+                // (queue overflow) must still end the connection.
+                tokio::select! {
+                    written = session.forward(first, &mut inbox) => {
+                        if written.is_err() {
+                            break None;
+                        }
+                    }
+                    _ = kick.cancelled() => break Some(CloseReason::SlowConsumer),
                 }
             }
             inbound = session.socket.next() => {
@@ -142,13 +150,18 @@ where
         self.socket.flush().await.map_err(|_| Gone)
     }
 
+    /// Says why, then closes; bounded in time because a slow consumer may
+    /// not read even this.
     async fn close(&mut self, reason: CloseReason) {
-        let _ = self.send(&ServerFrame::Close { reason }).await;
         let frame = CloseFrame {
             code: close_code(reason),
             reason: reason_text(reason).into(),
         };
-        let _ = self.socket.send(Message::Close(Some(frame))).await;
+        let goodbye = async {
+            self.send(&ServerFrame::Close { reason }).await?;
+            self.socket.send(Message::Close(Some(frame))).await.map_err(|_| Gone)
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, goodbye).await;
         if reason != CloseReason::Draining {
             self.state.metrics.error(match reason {
                 CloseReason::SlowConsumer => "closed_slow_consumer",

@@ -683,8 +683,9 @@ impl Bus {
     async fn ping(&self, timeout: Duration) -> bool {
         let mut sink = self.sink.lock().await;
         let Some(live) = sink.as_mut() else { return false };
+        // A subscribed connection answers PING with ["pong", ""], not +PONG.
         matches!(
-            tokio::time::timeout(timeout, live.ping::<String>()).await,
+            tokio::time::timeout(timeout, live.ping::<redis::Value>()).await,
             Ok(Ok(_))
         )
     }

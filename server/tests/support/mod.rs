@@ -1,0 +1,455 @@
+//! Test support: real `redis-server` processes on free ports, replicas of the
+//! server (in-process, or as the real binary so a test can SIGKILL it), and a
+//! small WebSocket client that speaks the protocol.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tempfile::TempDir;
+use tierlab_protocol::{ClientFrame, Data, ErrorCode, Event, JoinMode, ServerFrame};
+use tierlab_server::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a test Redis keeps across a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    None,
+    /// AOF with `appendfsync always`: nothing acknowledged is lost.
+    AofAlways,
+}
+
+/// A `redis-server` child on a free port; killed when dropped.
+pub struct Redis {
+    pub port: u16,
+    dir: TempDir,
+    persistence: Persistence,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start(persistence: Persistence) -> Redis {
+        let mut redis = Redis {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            persistence,
+            child: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--daemonize", "no", "--logfile", ""])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.persistence == Persistence::AofAlways {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        }
+        let child = cmd
+            .spawn()
+            .expect("redis-server must be on PATH (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while !redis_answers(self.port) {
+            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no shutdown save, exactly like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn redis_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// A replica running in this test process.
+pub struct Replica {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Replica {
+    /// Starts a replica with `args` (flags as on the command line).
+    pub async fn start(args: &[&str]) -> Replica {
+        let mut argv = vec!["tierlab-server", "--port", "0"];
+        argv.extend_from_slice(args);
+        let config = Config::parse_from(argv).expect("valid test config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            tierlab_server::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server ran");
+        });
+        let replica = Replica {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        wait_ready(addr).await;
+        replica
+    }
+
+    pub async fn redis(redis: &Redis, id: &str, extra: &[&str]) -> Replica {
+        let url = redis.url();
+        let mut args = vec!["--redis-url", url.as_str(), "--server-id", id];
+        args.extend_from_slice(extra);
+        Replica::start(&args).await
+    }
+
+    pub async fn memory(extra: &[&str]) -> Replica {
+        let mut args = vec!["--state", "memory", "--server-id", "mem-1"];
+        args.extend_from_slice(extra);
+        Replica::start(&args).await
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Graceful shutdown (as on SIGTERM); waits until the server returned.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task).await.expect("drained in time").unwrap();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The real `tierlab-server` binary in a child process.
+pub struct ReplicaProcess {
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl ReplicaProcess {
+    pub async fn start(redis: &Redis, id: &str, extra: &[&str]) -> ReplicaProcess {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tierlab-server"))
+            .args(["--port", &port.to_string(), "--redis-url", &redis.url(), "--server-id", id])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let process = ReplicaProcess {
+            addr,
+            child: Some(child),
+        };
+        wait_ready(addr).await;
+        process
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit on its own; returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn wait_ready(addr: SocketAddr) {
+    let url = format!("http://{addr}/ready");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "replica at {addr} never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `/health` until its status is `want`.
+pub async fn wait_health(addr: SocketAddr, want: &str) -> serde_json::Value {
+    let url = format!("http://{addr}/health");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            let body: serde_json::Value = r.json().await.unwrap();
+            if body["status"] == want {
+                return body;
+            }
+        }
+        assert!(Instant::now() < deadline, "health of {addr} never became {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A protocol client over a real WebSocket.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub server: String,
+    pub player: Option<String>,
+    pub session: Option<String>,
+    pub room: Option<String>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let mut client = Client {
+            ws,
+            server: String::new(),
+            player: None,
+            session: None,
+            room: None,
+        };
+        match client.recv().await {
+            ServerFrame::Welcome { server } => client.server = server,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        client
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_text(&frame.encode()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// The next frame, or a panic after `WAIT`.
+    pub async fn recv(&mut self) -> ServerFrame {
+        match self.next_message().await {
+            Some(Message::Text(text)) => ServerFrame::decode(text.as_str()).expect("server frame decodes"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next WebSocket message of any kind (None when the stream ended).
+    pub async fn next_message(&mut self) -> Option<Message> {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for the server")?;
+            match message {
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(message) => return Some(message),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Nothing arrives within `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.ws.next()).await {
+            panic!("expected silence, got {message:?}");
+        }
+    }
+
+    pub async fn create(&mut self, max_players: u32) -> String {
+        self.send(&ClientFrame::Create {
+            game: "quiz".into(),
+            max_players,
+        })
+        .await;
+        match self.recv().await {
+            ServerFrame::Created { room } => room,
+            other => panic!("expected created, got {other:?}"),
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> u64 {
+        self.send(&ClientFrame::Join {
+            room: room.into(),
+            mode: JoinMode::Fresh { name: name.into() },
+        })
+        .await;
+        self.expect_joined(room).await
+    }
+
+    pub async fn resume(&mut self, room: &str, session: &str, since: u64) -> ServerFrame {
+        self.send(&ClientFrame::Join {
+            room: room.into(),
+            mode: JoinMode::Resume {
+                session: session.into(),
+                since: Some(since),
+            },
+        })
+        .await;
+        self.recv().await
+    }
+
+    pub async fn expect_joined(&mut self, room: &str) -> u64 {
+        match self.recv().await {
+            ServerFrame::Joined {
+                room: joined,
+                player,
+                session,
+                seq,
+                ..
+            } => {
+                assert_eq!(joined, room);
+                self.player = Some(player);
+                self.session = Some(session);
+                self.room = Some(joined);
+                seq
+            }
+            other => panic!("expected joined, got {other:?}"),
+        }
+    }
+
+    /// Sends an act and returns the acked seq; events that arrive first are
+    /// returned too, in order.
+    pub async fn act(&mut self, id: u64, data: &str) -> (u64, Vec<Event>) {
+        self.send(&ClientFrame::Act {
+            id,
+            data: Data::from_json(data.to_owned()).unwrap(),
+        })
+        .await;
+        let mut early = Vec::new();
+        loop {
+            match self.recv().await {
+                ServerFrame::Ack { id: acked, seq } if acked == id => return (seq, early),
+                ServerFrame::Event(e) => early.push(e),
+                other => panic!("expected ack {id}, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn event(&mut self) -> Event {
+        match self.recv().await {
+            ServerFrame::Event(e) => e,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    /// The next `n` events, skipping acks.
+    pub async fn events(&mut self, n: usize) -> Vec<Event> {
+        let mut events = Vec::with_capacity(n);
+        while events.len() < n {
+            match self.recv().await {
+                ServerFrame::Event(e) => events.push(e),
+                ServerFrame::Ack { .. } => {}
+                other => panic!("expected an event, got {other:?}"),
+            }
+        }
+        events
+    }
+
+    pub async fn expect_error(&mut self, code: ErrorCode) -> (String, Option<u64>) {
+        match self.recv().await {
+            ServerFrame::Error { code: got, message, id } if got == code => (message, id),
+            other => panic!("expected error {code:?}, got {other:?}"),
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+pub fn seqs(events: &[Event]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
