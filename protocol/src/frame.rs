@@ -132,10 +132,7 @@ pub enum JoinMode {
     Fresh { name: String },
     /// Take back a seat held by `session`, replaying every event after `since`
     /// (none when `since` is absent).
-    Resume {
-        session: String,
-        since: Option<u64>,
-    },
+    Resume { session: String, since: Option<u64> },
 }
 
 /// Frames a client sends.
@@ -300,7 +297,8 @@ impl ClientFrame {
                     (Some(_), Some(_)) => {
                         return Err(FrameError::Invalid {
                             kind: "join",
-                            message: "give either `name` (new seat) or `session` (resume), not both",
+                            message:
+                                "give either `name` (new seat) or `session` (resume), not both",
                             id: w.id,
                         })
                     }

@@ -39,7 +39,11 @@ pub enum Assign {
 
 /// Command-line flags; every one can also come from a `TIERLAB_*` variable.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tierlab-server", version, about = "Tierlab's reference game server")]
+#[command(
+    name = "tierlab-server",
+    version,
+    about = "Tierlab's reference game server"
+)]
 pub struct Args {
     /// Address to bind.
     #[arg(long, env = "TIERLAB_BIND", default_value = "127.0.0.1")]
@@ -56,7 +60,11 @@ pub struct Args {
     pub public_url: Option<String>,
     #[arg(long, env = "TIERLAB_STATE", value_enum, default_value_t = StateMode::Redis)]
     pub state: StateMode,
-    #[arg(long, env = "TIERLAB_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "TIERLAB_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     #[arg(long, env = "TIERLAB_ASSIGN", value_enum, default_value_t = Assign::Self_)]
     pub assign: Assign,
@@ -153,22 +161,40 @@ fn check(ok: bool, message: &str) -> Result<(), ConfigError> {
 
 impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
-        check(args.rate > 0.0 && args.rate.is_finite(), "--rate must be a positive number")?;
-        check(args.burst >= 1.0 && args.burst.is_finite(), "--burst must be at least 1")?;
-        check(args.max_frame >= 256, "--max-frame must be at least 256 bytes")?;
+        check(
+            args.rate > 0.0 && args.rate.is_finite(),
+            "--rate must be a positive number",
+        )?;
+        check(
+            args.burst >= 1.0 && args.burst.is_finite(),
+            "--burst must be at least 1",
+        )?;
+        check(
+            args.max_frame >= 256,
+            "--max-frame must be at least 256 bytes",
+        )?;
         check(
             args.max_act_data > 0 && args.max_act_data < args.max_frame,
             "--max-act-data must be positive and smaller than --max-frame",
         )?;
-        check(args.max_room_size >= 1, "--max-room-size must be at least 1")?;
+        check(
+            args.max_room_size >= 1,
+            "--max-room-size must be at least 1",
+        )?;
         check(args.send_queue >= 16, "--send-queue must be at least 16")?;
         check(args.abuse_limit >= 1, "--abuse-limit must be at least 1")?;
-        check(args.log_max_len >= 100, "--log-max-len must be at least 100")?;
+        check(
+            args.log_max_len >= 100,
+            "--log-max-len must be at least 100",
+        )?;
         check(
             args.session_ttl >= Duration::from_secs(1),
             "--session-ttl must be at least 1s",
         )?;
-        check(args.room_ttl >= args.session_ttl, "--room-ttl must be at least --session-ttl")?;
+        check(
+            args.room_ttl >= args.session_ttl,
+            "--room-ttl must be at least --session-ttl",
+        )?;
         check(
             args.heartbeat >= Duration::from_millis(100),
             "--heartbeat must be at least 100ms",
@@ -177,7 +203,10 @@ impl Config {
             args.redis_timeout >= Duration::from_millis(50),
             "--redis-timeout must be at least 50ms",
         )?;
-        check(args.ws_read_buffer >= 1024, "--ws-read-buffer must be at least 1024")?;
+        check(
+            args.ws_read_buffer >= 1024,
+            "--ws-read-buffer must be at least 1024",
+        )?;
         if let Some(id) = &args.server_id {
             check(
                 !id.is_empty() && id.len() <= 64 && !id.contains(char::is_whitespace),

@@ -57,7 +57,11 @@ fn store_failure(error: StoreError) -> Response {
 
 async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
     if state.drain.is_cancelled() {
-        return api_error(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "draining");
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "draining",
+        );
     }
     let config = &state.config;
     if state.connections.load(Ordering::Relaxed) >= config.max_connections {
@@ -83,14 +87,25 @@ async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Re
         })
 }
 
-async fn create_room(State(state): State<Arc<AppState>>, body: Result<Json<CreateRoom>, JsonRejection>) -> Response {
+async fn create_room(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<CreateRoom>, JsonRejection>,
+) -> Response {
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => {
-            return api_error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, rejection.body_text())
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                rejection.body_text(),
+            )
         }
     };
-    if let Err(message) = session::validate_room(&request.game, request.max_players, state.config.max_room_size) {
+    if let Err(message) = session::validate_room(
+        &request.game,
+        request.max_players,
+        state.config.max_room_size,
+    ) {
         return api_error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message);
     }
     let (server, ws_url) = match state.config.assign {
@@ -108,7 +123,15 @@ async fn create_room(State(state): State<Arc<AppState>>, body: Result<Json<Creat
         max_players: request.max_players,
     };
     match state.rooms.create(&spec, &server).await {
-        Ok(room) => (StatusCode::CREATED, Json(RoomCreated { room, server, ws_url })).into_response(),
+        Ok(room) => (
+            StatusCode::CREATED,
+            Json(RoomCreated {
+                room,
+                server,
+                ws_url,
+            }),
+        )
+            .into_response(),
         Err(e) => store_failure(e),
     }
 }
@@ -138,7 +161,9 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         ping_ms: store.ping.map(|d| d.as_secs_f64() * 1000.0),
         subscribed: store.subscribed,
     });
-    let degraded = redis.as_ref().is_some_and(|r| r.status != "up" || !r.subscribed);
+    let degraded = redis
+        .as_ref()
+        .is_some_and(|r| r.status != "up" || !r.subscribed);
     let status = if state.drain.is_cancelled() {
         "draining"
     } else if degraded {
@@ -176,7 +201,10 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

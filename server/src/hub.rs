@@ -124,7 +124,8 @@ impl Feed {
 
     fn ring_get(&self, seq: u64) -> Option<&Arc<Delivery>> {
         let first = self.recent.front()?.seq;
-        self.recent.get(usize::try_from(seq.checked_sub(first)?).ok()?)
+        self.recent
+            .get(usize::try_from(seq.checked_sub(first)?).ok()?)
     }
 
     fn hold(&mut self, delivery: Arc<Delivery>) {
@@ -316,7 +317,12 @@ impl Hub {
 
     /// Takes events fetched for a member that is catching up. Returns the
     /// ones to send now, in order, and what the member needs next.
-    pub fn replay(&self, room: &str, conn: ConnId, events: Vec<Arc<Delivery>>) -> (Vec<Arc<Delivery>>, Advance) {
+    pub fn replay(
+        &self,
+        room: &str,
+        conn: ConnId,
+        events: Vec<Arc<Delivery>>,
+    ) -> (Vec<Arc<Delivery>>, Advance) {
         let metrics = Arc::clone(&self.metrics);
         self.with_feed(room, |feed| {
             let Some(seated) = feed.members.get_mut(&conn) else {
@@ -344,7 +350,12 @@ impl Hub {
 
     /// Every seat held by a connection on this replica.
     pub fn seats(&self) -> Vec<SeatRef> {
-        self.each_feed(|_, feed| feed.members.values().map(|s| s.member.seat.clone()).collect())
+        self.each_feed(|_, feed| {
+            feed.members
+                .values()
+                .map(|s| s.member.seat.clone())
+                .collect()
+        })
     }
 
     /// Rooms with an initialised feed (the ones a reconnect must re-read).
@@ -354,8 +365,13 @@ impl Hub {
 
     /// Rooms with at least one member here.
     pub fn occupied_rooms(&self) -> u64 {
-        self.each_feed(|_, feed| (!feed.members.is_empty()).then_some(()).into_iter().collect())
-            .len() as u64
+        self.each_feed(|_, feed| {
+            (!feed.members.is_empty())
+                .then_some(())
+                .into_iter()
+                .collect()
+        })
+        .len() as u64
     }
 
     /// Drops feeds without members untouched for `idle`; returns their rooms
@@ -363,7 +379,9 @@ impl Hub {
     pub fn sweep(&self, idle: Duration) -> Vec<String> {
         let mut removed = Vec::new();
         for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             shard.retain(|room, feed| {
                 let keep = !feed.members.is_empty() || feed.touched.elapsed() < idle;
                 if !keep {
@@ -379,7 +397,9 @@ impl Hub {
     fn each_feed<T>(&self, mut f: impl FnMut(&str, &Feed) -> Vec<T>) -> Vec<T> {
         let mut out = Vec::new();
         for shard in &self.shards {
-            let shard = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (room, feed) in shard.iter() {
                 out.extend(f(room, feed));
             }

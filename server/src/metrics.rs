@@ -49,14 +49,27 @@ impl Metrics {
         let events_in = Counter::default();
         let events_out = Counter::default();
         let fanout_latency = latency_histogram();
-        let redis_op_latency =
-            Family::<OpLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let redis_op_latency = Family::<OpLabel, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let errors = Family::<KindLabel, Counter>::default();
         let resyncs = Counter::default();
-        registry.register("connections", "Open WebSocket connections", connections.clone());
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
         registry.register("rooms", "Rooms with members on this replica", rooms.clone());
-        registry.register("events_in", "Acts appended to room logs by this replica", events_in.clone());
-        registry.register("events_out", "Event frames queued to members on this replica", events_out.clone());
+        registry.register(
+            "events_in",
+            "Acts appended to room logs by this replica",
+            events_in.clone(),
+        );
+        registry.register(
+            "events_out",
+            "Event frames queued to members on this replica",
+            events_out.clone(),
+        );
         registry.register(
             "fanout_latency_seconds",
             "Publish on any replica to queueing for local members",

@@ -30,8 +30,13 @@ pub struct Rooms {
 /// How a member enters: a new seat, or a resume from `since`.
 #[derive(Debug, Clone)]
 pub enum Entry<'a> {
-    Fresh { name: &'a str },
-    Resume { session: &'a str, since: Option<u64> },
+    Fresh {
+        name: &'a str,
+    },
+    Resume {
+        session: &'a str,
+        since: Option<u64>,
+    },
 }
 
 impl Rooms {
@@ -78,12 +83,16 @@ impl Rooms {
                 let seat = self.store.resume(room, session).await?;
                 let cursor = since.unwrap_or(seat.seq);
                 if cursor > seat.seq {
-                    return Err(StoreError::Invalid("`since` is ahead of the room's latest seq"));
+                    return Err(StoreError::Invalid(
+                        "`since` is ahead of the room's latest seq",
+                    ));
                 }
                 (seat, cursor)
             }
         };
-        let advance = self.hub.attach(room, make_member(seat.seat.clone()), cursor);
+        let advance = self
+            .hub
+            .attach(room, make_member(seat.seat.clone()), cursor);
         Ok((seat, advance))
     }
 
@@ -103,7 +112,10 @@ impl Rooms {
     }
 
     pub async fn act(&self, seat: &SeatRef, id: u64, data: &Data) -> Result<u64, StoreError> {
-        let seq = self.store.append(&seat.room, &seat.player, id, data).await?;
+        let seq = self
+            .store
+            .append(&seat.room, &seat.player, id, data)
+            .await?;
         self.metrics.events_in.inc();
         Ok(seq)
     }
@@ -152,7 +164,11 @@ impl Rooms {
         }
     }
 
-    async fn dispatch(self: Arc<Rooms>, mut bus: mpsc::UnboundedReceiver<BusMsg>, shutdown: CancellationToken) {
+    async fn dispatch(
+        self: Arc<Rooms>,
+        mut bus: mpsc::UnboundedReceiver<BusMsg>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -177,13 +193,19 @@ impl Rooms {
         }
     }
 
-    async fn resync_worker(self: Arc<Rooms>, mut requests: mpsc::UnboundedReceiver<String>, shutdown: CancellationToken) {
+    async fn resync_worker(
+        self: Arc<Rooms>,
+        mut requests: mpsc::UnboundedReceiver<String>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let room = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 room = requests.recv() => match room { Some(room) => room, None => return },
             };
-            let Some(head) = self.hub.begin_resync(&room) else { continue };
+            let Some(head) = self.hub.begin_resync(&room) else {
+                continue;
+            };
             self.metrics.resyncs.inc();
             match self.resync(&room, head).await {
                 Ok(Arrival::Gap) => self.request_resync(&room),

@@ -141,11 +141,21 @@ where
     }
 
     /// Writes a backlog of events with one flush.
-    async fn forward(&mut self, first: Utf8Bytes, inbox: &mut mpsc::Receiver<Utf8Bytes>) -> Result<(), Gone> {
-        self.socket.feed(Message::Text(first)).await.map_err(|_| Gone)?;
+    async fn forward(
+        &mut self,
+        first: Utf8Bytes,
+        inbox: &mut mpsc::Receiver<Utf8Bytes>,
+    ) -> Result<(), Gone> {
+        self.socket
+            .feed(Message::Text(first))
+            .await
+            .map_err(|_| Gone)?;
         for _ in 1..BATCH {
             let Ok(next) = inbox.try_recv() else { break };
-            self.socket.feed(Message::Text(next)).await.map_err(|_| Gone)?;
+            self.socket
+                .feed(Message::Text(next))
+                .await
+                .map_err(|_| Gone)?;
         }
         self.socket.flush().await.map_err(|_| Gone)
     }
@@ -159,7 +169,10 @@ where
         };
         let goodbye = async {
             self.send(&ServerFrame::Close { reason }).await?;
-            self.socket.send(Message::Close(Some(frame))).await.map_err(|_| Gone)
+            self.socket
+                .send(Message::Close(Some(frame)))
+                .await
+                .map_err(|_| Gone)
         };
         let _ = tokio::time::timeout(CLOSE_WAIT, goodbye).await;
         if reason != CloseReason::Draining {
@@ -174,8 +187,12 @@ where
         match message {
             Message::Text(body) => self.on_text(body.as_str()).await,
             Message::Binary(_) => {
-                self.reject(ErrorCode::BadRequest, None, "binary frames are not part of the protocol".into())
-                    .await
+                self.reject(
+                    ErrorCode::BadRequest,
+                    None,
+                    "binary frames are not part of the protocol".into(),
+                )
+                .await
             }
             Message::Close(_) => Step::Gone,
             Message::Ping(_) | Message::Pong(_) => Step::Continue,
@@ -190,12 +207,19 @@ where
         }
         if !self.bucket.try_take(Instant::now()) {
             return self
-                .reject(ErrorCode::RateLimited, None, "too many frames; slow down".into())
+                .reject(
+                    ErrorCode::RateLimited,
+                    None,
+                    "too many frames; slow down".into(),
+                )
                 .await;
         }
         match ClientFrame::decode(body) {
             Ok(frame) => self.on_frame(frame).await,
-            Err(e) => self.reject(ErrorCode::BadRequest, e.id(), e.to_string()).await,
+            Err(e) => {
+                self.reject(ErrorCode::BadRequest, e.id(), e.to_string())
+                    .await
+            }
         }
     }
 
@@ -212,7 +236,12 @@ where
         }
     }
 
-    async fn answer_error(&mut self, code: ErrorCode, id: Option<u64>, message: String) -> Result<(), Gone> {
+    async fn answer_error(
+        &mut self,
+        code: ErrorCode,
+        id: Option<u64>,
+        message: String,
+    ) -> Result<(), Gone> {
         self.state.metrics.error_code(code);
         self.send(&ServerFrame::Error { code, message, id }).await
     }
@@ -247,7 +276,12 @@ where
             return self.reject(ErrorCode::BadRequest, None, message).await;
         }
         let spec = RoomSpec { game, max_players };
-        match self.state.rooms.create(&spec, &self.state.config.server_id).await {
+        match self
+            .state
+            .rooms
+            .create(&spec, &self.state.config.server_id)
+            .await
+        {
             Ok(room) => self.reply(ServerFrame::Created { room }).await,
             Err(e) => self.store_error(e, None).await,
         }
@@ -306,7 +340,12 @@ where
             match self.state.rooms.catch_up(room, self.conn, from, to).await {
                 Ok((events, next)) => {
                     for event in events {
-                        if self.socket.feed(Message::Text(event.frame.clone())).await.is_err() {
+                        if self
+                            .socket
+                            .feed(Message::Text(event.frame.clone()))
+                            .await
+                            .is_err()
+                        {
                             return Step::Gone;
                         }
                     }
@@ -331,12 +370,19 @@ where
     async fn act(&mut self, id: u64, data: Data) -> Step {
         let Some(seat) = self.seat.clone() else {
             return self
-                .reject(ErrorCode::BadRequest, Some(id), "join a room before acting".into())
+                .reject(
+                    ErrorCode::BadRequest,
+                    Some(id),
+                    "join a room before acting".into(),
+                )
                 .await;
         };
         let limit = self.state.config.max_act_data;
         if data.get().len() > limit {
-            let message = format!("`data` of {} bytes exceeds the {limit}-byte limit", data.get().len());
+            let message = format!(
+                "`data` of {} bytes exceeds the {limit}-byte limit",
+                data.get().len()
+            );
             return self.reject(ErrorCode::TooLarge, Some(id), message).await;
         }
         match self.state.rooms.act(&seat, id, &data).await {
@@ -347,7 +393,9 @@ where
 
     async fn leave(&mut self) -> Step {
         let Some(seat) = self.seat.take() else {
-            return self.reject(ErrorCode::BadRequest, None, "not in a room".into()).await;
+            return self
+                .reject(ErrorCode::BadRequest, None, "not in a room".into())
+                .await;
         };
         match self.state.rooms.leave(&seat, self.conn).await {
             Ok(()) => Step::Continue,
@@ -362,7 +410,9 @@ pub fn validate_room(game: &str, max_players: u32, max_room_size: u32) -> Result
         return Err(format!("`game` must be 1-{MAX_NAME} characters"));
     }
     if max_players == 0 || max_players > max_room_size {
-        return Err(format!("`max_players` must be between 1 and {max_room_size}"));
+        return Err(format!(
+            "`max_players` must be between 1 and {max_room_size}"
+        ));
     }
     Ok(())
 }

@@ -62,24 +62,31 @@ async fn each_bad_frame_gets_its_error() {
         c.send_text(r#"{"type":"act","id":9,"data":{}}"#).await;
         let (_, id) = c.expect_error(ErrorCode::BadRequest).await;
         assert_eq!(id, Some(9), "the id is echoed");
-        c.send_text(r#"{"type":"create","game":"","max_players":3}"#).await;
+        c.send_text(r#"{"type":"create","game":"","max_players":3}"#)
+            .await;
         c.expect_error(ErrorCode::BadRequest).await;
         c.send_raw(Message::Binary(vec![1, 2, 3].into())).await;
         c.expect_error(ErrorCode::BadRequest).await;
 
-        let oversized = format!(r#"{{"type":"ping","id":1,"pad":"{}"}}"#, "x".repeat(70 * 1024));
+        let oversized = format!(
+            r#"{{"type":"ping","id":1,"pad":"{}"}}"#,
+            "x".repeat(70 * 1024)
+        );
         c.send_text(&oversized).await;
         c.expect_error(ErrorCode::TooLarge).await;
 
         let room = c.create(4).await;
         c.join(&room, "p1").await;
         let big = format!(r#""{}""#, "y".repeat(5000));
-        c.send_text(&format!(r#"{{"type":"act","id":11,"data":{big}}}"#)).await;
+        c.send_text(&format!(r#"{{"type":"act","id":11,"data":{big}}}"#))
+            .await;
         let (_, id) = c.expect_error(ErrorCode::TooLarge).await;
         assert_eq!(id, Some(11));
         c.send(&ClientFrame::Join {
             room: room.clone(),
-            mode: tierlab_protocol::JoinMode::Fresh { name: "again".into() },
+            mode: tierlab_protocol::JoinMode::Fresh {
+                name: "again".into(),
+            },
         })
         .await;
         c.expect_error(ErrorCode::BadRequest).await;
@@ -93,60 +100,80 @@ async fn each_bad_frame_gets_its_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_are_rate_limited_and_abuse_closes_with_1008() {
-    in_both_modes(&["--rate", "5", "--burst", "5", "--abuse-limit", "8"], |replica| async move {
-        let mut c = Client::connect(&replica.ws()).await;
-        for id in 0..7 {
-            c.send(&ClientFrame::Ping { id }).await;
-        }
-        let mut pongs = 0;
-        let mut limited = 0;
-        for _ in 0..7 {
-            match c.recv().await {
-                ServerFrame::Pong { .. } => pongs += 1,
-                ServerFrame::Error {
-                    code: ErrorCode::RateLimited,
-                    ..
-                } => limited += 1,
-                other => panic!("unexpected {other:?}"),
+    in_both_modes(
+        &["--rate", "5", "--burst", "5", "--abuse-limit", "8"],
+        |replica| async move {
+            let mut c = Client::connect(&replica.ws()).await;
+            for id in 0..7 {
+                c.send(&ClientFrame::Ping { id }).await;
             }
-        }
-        assert_eq!((pongs, limited), (5, 2), "burst of 5, then rate_limited");
+            let mut pongs = 0;
+            let mut limited = 0;
+            for _ in 0..7 {
+                match c.recv().await {
+                    ServerFrame::Pong { .. } => pongs += 1,
+                    ServerFrame::Error {
+                        code: ErrorCode::RateLimited,
+                        ..
+                    } => limited += 1,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!((pongs, limited), (5, 2), "burst of 5, then rate_limited");
 
-        let mut abuser = Client::connect(&replica.ws()).await;
-        for _ in 0..8 {
-            abuser.send_text("garbage").await;
-        }
-        let (reason, code) = expect_closed(&mut abuser).await;
-        assert_eq!(reason, Some(CloseReason::Abuse));
-        assert_eq!(code, Some(CloseCode::Policy));
-        still_serves(&replica).await;
-    })
+            let mut abuser = Client::connect(&replica.ws()).await;
+            for _ in 0..8 {
+                abuser.send_text("garbage").await;
+            }
+            let (reason, code) = expect_closed(&mut abuser).await;
+            assert_eq!(reason, Some(CloseReason::Abuse));
+            assert_eq!(code, Some(CloseCode::Policy));
+            still_serves(&replica).await;
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected() {
-    let flags = ["--send-queue", "16", "--rate", "100000", "--burst", "100000"];
+    let flags = [
+        "--send-queue",
+        "16",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+        "--max-act-data",
+        "60000",
+    ];
     in_both_modes(&flags, |replica| async move {
         let mut sender = Client::connect(&replica.ws()).await;
         let room = sender.create(4).await;
         sender.join(&room, "sender").await;
         let mut sleeper = Client::connect(&replica.ws()).await;
         sleeper.join(&room, "sleeper").await;
-        // ~4 KiB events until the sleeper's socket buffers and queue fill.
-        let payload = format!(r#""{}""#, "z".repeat(4000));
+        // Large events until the sleeper's socket buffers and queue fill.
+        let payload = format!(r#""{}""#, "z".repeat(59_000));
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut sent = 0u64;
         loop {
             sender.act(sent, &payload).await;
             sent += 1;
-            if sent % 200 == 0 {
-                let metrics = reqwest::get(replica.http("/metrics")).await.unwrap().text().await.unwrap();
+            if sent.is_multiple_of(20) {
+                let metrics = reqwest::get(replica.http("/metrics"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
                 if metrics.contains(r#"kind="slow_consumer""#) {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline && sent < 20_000, "never counted as slow");
+            assert!(
+                Instant::now() < deadline && sent < 20_000,
+                "never counted as slow"
+            );
         }
         // The sleeper wakes up: it gets what was buffered, then the close.
         let (_, code) = expect_closed(&mut sleeper).await;
@@ -163,7 +190,12 @@ async fn drain_tells_clients_to_reconnect_and_stops() {
     let mut c = Client::connect(&replica.ws()).await;
     let room = c.create(4).await;
     c.join(&room, "p1").await;
-    let servers: serde_json::Value = reqwest::get(replica.http("/api/servers")).await.unwrap().json().await.unwrap();
+    let servers: serde_json::Value = reqwest::get(replica.http("/api/servers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(servers[0]["server"], "srv-a");
     let stopping = tokio::spawn(async move {
         replica.stop().await;
@@ -173,10 +205,23 @@ async fn drain_tells_clients_to_reconnect_and_stops() {
     assert_eq!(reason, Some(CloseReason::Draining));
     assert_eq!(code, Some(CloseCode::Restart));
     let replica = stopping.await.unwrap();
-    assert!(reqwest::get(replica.http("/ready")).await.is_err(), "stopped listening");
+    assert!(
+        reqwest::get(replica.http("/ready")).await.is_err(),
+        "stopped listening"
+    );
     // It left the registry on the way out.
     let other = Replica::redis(&redis, "srv-b", &[]).await;
-    let servers: serde_json::Value = reqwest::get(other.http("/api/servers")).await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = servers.as_array().unwrap().iter().filter_map(|s| s["server"].as_str()).collect();
+    let servers: serde_json::Value = reqwest::get(other.http("/api/servers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["server"].as_str())
+        .collect();
     assert!(!ids.contains(&"srv-a"), "{ids:?}");
 }

@@ -16,7 +16,12 @@ use support::{seqs, wait_health, Client, Persistence, Redis, Replica, ReplicaPro
 use tierlab_protocol::{ClientFrame, Data, ErrorCode, ServerFrame};
 
 async fn metric(replica: &Replica, name: &str) -> f64 {
-    let text = reqwest::get(replica.http("/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(replica.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
@@ -43,12 +48,18 @@ async fn resume_on_another_replica_after_the_first_is_killed() {
     let session = p2.session.clone().unwrap();
 
     doomed.kill();
-    assert!(p2.next_message().await.is_none_or(|m| m.is_close()), "connection died with its replica");
+    assert!(
+        p2.next_message().await.is_none_or(|m| m.is_close()),
+        "connection died with its replica"
+    );
     for id in 4..=8 {
         p3.act(id, "\"while away\"").await;
     }
     let mut back = Client::connect(&survivor.ws()).await;
-    assert!(matches!(back.resume(&room, &session, 3).await, ServerFrame::Joined { seq: 8, .. }));
+    assert!(matches!(
+        back.resume(&room, &session, 3).await,
+        ServerFrame::Joined { seq: 8, .. }
+    ));
     let replayed = back.events(5).await;
     assert_eq!(seqs(&replayed), vec![4, 5, 6, 7, 8]);
     assert!(replayed.iter().all(|e| e.data.get() == "\"while away\""));
@@ -88,11 +99,22 @@ async fn redis_restart_under_a_live_room_loses_nothing_with_aof_always() {
         }
     };
     assert!(
-        matches!(error, ServerFrame::Error { code: ErrorCode::Unavailable, id: Some(99), .. }),
+        matches!(
+            error,
+            ServerFrame::Error {
+                code: ErrorCode::Unavailable,
+                id: Some(99),
+                ..
+            }
+        ),
         "{error:?}"
     );
     p1.send(&ClientFrame::Ping { id: 5 }).await;
-    assert_eq!(p1.recv().await, ServerFrame::Pong { id: 5 }, "still serving what it can");
+    assert_eq!(
+        p1.recv().await,
+        ServerFrame::Pong { id: 5 },
+        "still serving what it can"
+    );
 
     redis.restart();
     wait_health(a.addr, "ok").await;
@@ -147,7 +169,11 @@ async fn the_bus_stays_subscribed_across_heartbeats() {
     let before = metric(&a, "tierlab_resyncs_total").await;
     // Ten keep-alive pings later, the subscription must still be the first one.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(metric(&a, "tierlab_resyncs_total").await, before, "no reconnects");
+    assert_eq!(
+        metric(&a, "tierlab_resyncs_total").await,
+        before,
+        "no reconnects"
+    );
     let health = wait_health(a.addr, "ok").await;
     assert_eq!(health["redis"]["subscribed"], true);
 }
@@ -166,7 +192,14 @@ async fn registry_places_rooms_on_the_least_loaded_live_replica() {
     let servers_url = busy.http("/api/servers");
     let deadline = Instant::now() + WAIT;
     loop {
-        let servers: Value = http.get(&servers_url).send().await.unwrap().json().await.unwrap();
+        let servers: Value = http
+            .get(&servers_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let busy_load = servers
             .as_array()
             .unwrap()
@@ -176,7 +209,10 @@ async fn registry_places_rooms_on_the_least_loaded_live_replica() {
         if servers.as_array().unwrap().len() == 2 && busy_load == Some(3) {
             break;
         }
-        assert!(Instant::now() < deadline, "registry never showed both: {servers}");
+        assert!(
+            Instant::now() < deadline,
+            "registry never showed both: {servers}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let created: Value = http
@@ -197,12 +233,22 @@ async fn registry_places_rooms_on_the_least_loaded_live_replica() {
     idle.kill();
     let deadline = Instant::now() + WAIT;
     loop {
-        let servers: Value = http.get(&servers_url).send().await.unwrap().json().await.unwrap();
+        let servers: Value = http
+            .get(&servers_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if servers.as_array().unwrap().len() == 1 {
             assert_eq!(servers[0]["server"], "srv-busy");
             break;
         }
-        assert!(Instant::now() < deadline, "a dead replica stayed listed: {servers}");
+        assert!(
+            Instant::now() < deadline,
+            "a dead replica stayed listed: {servers}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -65,9 +65,15 @@ async fn broadcast_reaches_every_member_once_in_order(setup: Setup) {
     let p2_events = p2.events(5).await;
     for events in [&p1_events, &p2_events] {
         assert_eq!(seqs(events), vec![1, 2, 3, 4, 5]);
-        assert!(events.iter().all(|e| e.room == room && Some(&e.from) == p1.player.as_ref()));
+        assert!(events
+            .iter()
+            .all(|e| e.room == room && Some(&e.from) == p1.player.as_ref()));
         assert_eq!(events[2].id, 3);
-        assert_eq!(events[2].data.get(), r#"{"move":3,"pad":"x y"}"#, "data unchanged");
+        assert_eq!(
+            events[2].data.get(),
+            r#"{"move":3,"pad":"x y"}"#,
+            "data unchanged"
+        );
     }
     p2.expect_silence(Duration::from_millis(200)).await;
 }
@@ -90,7 +96,9 @@ async fn resume_replays_exactly_what_was_missed(setup: Setup) {
     // Back, on the other replica where there is one.
     let mut back = Client::connect(&setup.second().ws()).await;
     match back.resume(&room, &session, 3).await {
-        ServerFrame::Joined { seq, session: s, .. } => {
+        ServerFrame::Joined {
+            seq, session: s, ..
+        } => {
             assert_eq!(seq, 7);
             assert_eq!(s, session, "same session");
         }
@@ -148,7 +156,10 @@ async fn leave_ping_and_the_rest_api(setup: Setup) {
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     let room = created["room"].as_str().unwrap().to_owned();
-    assert_eq!(created["server"], if setup.b.is_some() { "srv-a" } else { "mem-1" });
+    assert_eq!(
+        created["server"],
+        if setup.b.is_some() { "srv-a" } else { "mem-1" }
+    );
     assert_eq!(created["ws_url"], setup.a.ws());
 
     let mut p1 = Client::connect(&setup.a.ws()).await;
@@ -165,7 +176,10 @@ async fn leave_ping_and_the_rest_api(setup: Setup) {
         .json()
         .await
         .unwrap();
-    assert_eq!(info, json!({"room": room, "game": "quiz", "max_players": 10, "members": 2, "seq": 1}));
+    assert_eq!(
+        info,
+        json!({"room": room, "game": "quiz", "max_players": 10, "members": 2, "seq": 1})
+    );
 
     p2.send(&ClientFrame::Ping { id: 3 }).await;
     assert_eq!(p2.recv().await, ServerFrame::Pong { id: 3 });
@@ -185,7 +199,11 @@ async fn leave_ping_and_the_rest_api(setup: Setup) {
         .unwrap();
     assert_eq!(info["members"], 1, "a left seat is free at once");
 
-    let missing = http.get(setup.a.http("/api/rooms/ZZZZZZ")).send().await.unwrap();
+    let missing = http
+        .get(setup.a.http("/api/rooms/ZZZZZZ"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let bad = http
         .post(setup.a.http("/api/rooms"))
@@ -197,7 +215,10 @@ async fn leave_ping_and_the_rest_api(setup: Setup) {
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["code"], "bad_request");
-    assert!(body["message"].as_str().unwrap().contains("max_players"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("max_players"),
+        "{body}"
+    );
     let too_big = http
         .post(setup.a.http("/api/rooms"))
         .json(&json!({"game": "quiz", "max_players": 100000}))

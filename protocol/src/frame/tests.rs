@@ -112,7 +112,10 @@ fn bad_frames_name_their_problem() {
         })
     );
     let both = ClientFrame::decode(r#"{"type":"join","room":"A","name":"n","session":"s"}"#);
-    assert!(matches!(both, Err(FrameError::Invalid { kind: "join", .. })));
+    assert!(matches!(
+        both,
+        Err(FrameError::Invalid { kind: "join", .. })
+    ));
     // A wrongly typed field is malformed JSON for our schema, not a panic.
     assert!(matches!(
         ClientFrame::decode(r#"{"type":"ping","id":"three"}"#),
@@ -159,7 +162,8 @@ fn json_value() -> impl Strategy<Value = String> {
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     let text = "\\PC{0,16}";
     prop_oneof![
-        (text, any::<u32>()).prop_map(|(game, max_players)| ClientFrame::Create { game, max_players }),
+        (text, any::<u32>())
+            .prop_map(|(game, max_players)| ClientFrame::Create { game, max_players }),
         (text, text).prop_map(|(room, name)| ClientFrame::Join {
             room,
             mode: JoinMode::Fresh { name }

@@ -67,7 +67,11 @@ fn live_members_get_each_event_once_in_order() {
     for seq in 1..=3 {
         assert_eq!(hub.arrive("ROOM22", event(seq)), Arrival::Applied);
     }
-    assert_eq!(hub.arrive("ROOM22", event(2)), Arrival::Ignored, "duplicate");
+    assert_eq!(
+        hub.arrive("ROOM22", event(2)),
+        Arrival::Ignored,
+        "duplicate"
+    );
     assert_eq!(seqs(&mut a.rx), vec![1, 2, 3]);
     assert_eq!(seqs(&mut b.rx), vec![1, 2, 3]);
 }
@@ -128,7 +132,10 @@ fn a_resume_behind_the_ring_fetches_then_goes_live() {
     hub.arrive("ROOM22", event(11));
     assert!(seqs(&mut a.rx).is_empty());
     let (send, next) = hub.replay("ROOM22", 1, (3..=6).map(event).collect());
-    assert_eq!(send.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![3, 4, 5, 6]);
+    assert_eq!(
+        send.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6]
+    );
     // The ring (last 4) holds 8..=11: seq 7 must still come from the log.
     assert_eq!(next, Advance::Fetch { from: 7, to: 11 });
     let (send, next) = hub.replay("ROOM22", 1, vec![event(7), event(8)]);

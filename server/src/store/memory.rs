@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tierlab_protocol::{Data, RoomInfo, ServerEntry};
 
-use super::{BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth};
+use super::{
+    BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth,
+};
 use crate::config::Config;
 use crate::ids;
 
@@ -79,10 +81,19 @@ impl MemoryStore {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn seat(&self, room: &mut Room, code: &str, player: String, session: String, now: Instant) -> Seat {
+    fn seat(
+        &self,
+        room: &mut Room,
+        code: &str,
+        player: String,
+        session: String,
+        now: Instant,
+    ) -> Seat {
         room.seats.insert(player.clone(), now + self.session_ttl);
         room.expires = now + self.room_ttl;
         Seat {
@@ -196,7 +207,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn append(&self, code: &str, from: &str, id: u64, data: &Data) -> Result<u64, StoreError> {
+    async fn append(
+        &self,
+        code: &str,
+        from: &str,
+        id: u64,
+        data: &Data,
+    ) -> Result<u64, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
         let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;

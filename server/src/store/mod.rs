@@ -113,7 +113,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// more on disconnect, starts each one's session-TTL clock.
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError>;
     /// Appends an act to the room log and publishes it; returns its seq.
-    async fn append(&self, room: &str, from: &str, id: u64, data: &Data) -> Result<u64, StoreError>;
+    async fn append(&self, room: &str, from: &str, id: u64, data: &Data)
+        -> Result<u64, StoreError>;
     /// Events `from..=to` of the room log, in order; `Trimmed` when `from` is gone.
     async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<LoggedEvent>, StoreError>;
     async fn latest_seq(&self, room: &str) -> Result<u64, StoreError>;

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use tierlab_protocol::{Data, RoomInfo, ServerEntry};
 use tokio_util::sync::CancellationToken;
 
-use super::{BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth};
+use super::{
+    BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth,
+};
 use crate::config::Config;
 use crate::ids;
 use crate::metrics::Metrics;
@@ -192,7 +194,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("settings", &self.settings).finish()
+        f.debug_struct("RedisStore")
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
@@ -270,7 +274,8 @@ impl Store for RedisStore {
             max_players: spec.max_players,
             server: host.to_owned(),
         };
-        let meta = serde_json::to_string(&meta).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let meta =
+            serde_json::to_string(&meta).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         for _ in 0..CREATE_ATTEMPTS {
             let code = ids::room_code();
             let set = redis::cmd("SET")
@@ -281,7 +286,9 @@ impl Store for RedisStore {
                 .arg(self.settings.room_ttl_ms)
                 .clone();
             let created: Option<String> = self
-                .timed("create_room", async { set.query_async(&mut self.conn()).await })
+                .timed("create_room", async {
+                    set.query_async(&mut self.conn()).await
+                })
                 .await?;
             if created.is_some() {
                 return Ok(code);
@@ -299,11 +306,13 @@ impl Store for RedisStore {
             .get(keys.seq())
             .zcount(keys.members(), now_ms(), "+inf");
         let (meta, seq, members): (Option<String>, Option<u64>, u32) = self
-            .timed("room_info", async { pipe.query_async(&mut self.conn()).await })
+            .timed("room_info", async {
+                pipe.query_async(&mut self.conn()).await
+            })
             .await?;
         let Some(meta) = meta else { return Ok(None) };
-        let meta: RoomMeta =
-            serde_json::from_str(&meta).map_err(|e| StoreError::Unavailable(format!("corrupt room meta: {e}")))?;
+        let meta: RoomMeta = serde_json::from_str(&meta)
+            .map_err(|e| StoreError::Unavailable(format!("corrupt room meta: {e}")))?;
         Ok(Some(RoomInfo {
             room: room.to_owned(),
             game: meta.game,
@@ -356,7 +365,9 @@ impl Store for RedisStore {
             .arg(self.settings.session_ttl_ms)
             .arg(self.settings.room_ttl_ms);
         let (status, seq, members, player): (i64, u64, u32, String) = self
-            .timed("resume", async { call.invoke_async(&mut self.conn()).await })
+            .timed("resume", async {
+                call.invoke_async(&mut self.conn()).await
+            })
             .await?;
         match status {
             1 => Ok(Seat {
@@ -380,8 +391,10 @@ impl Store for RedisStore {
             .ignore()
             .del(keys.session(&seat.session))
             .ignore();
-        self.timed("leave", async { pipe.query_async::<()>(&mut self.conn()).await })
-            .await
+        self.timed("leave", async {
+            pipe.query_async::<()>(&mut self.conn()).await
+        })
+        .await
     }
 
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError> {
@@ -399,14 +412,25 @@ impl Store for RedisStore {
                 .arg(expires)
                 .arg(&seat.player)
                 .ignore()
-                .pexpire(keys.session(&seat.session), self.settings.session_ttl_ms as i64)
+                .pexpire(
+                    keys.session(&seat.session),
+                    self.settings.session_ttl_ms as i64,
+                )
                 .ignore();
         }
-        self.timed("refresh", async { pipe.query_async::<()>(&mut self.conn()).await })
-            .await
+        self.timed("refresh", async {
+            pipe.query_async::<()>(&mut self.conn()).await
+        })
+        .await
     }
 
-    async fn append(&self, room: &str, from: &str, id: u64, data: &Data) -> Result<u64, StoreError> {
+    async fn append(
+        &self,
+        room: &str,
+        from: &str,
+        id: u64,
+        data: &Data,
+    ) -> Result<u64, StoreError> {
         let keys = RoomKeys::new(room);
         let mut call = self.append.prepare_invoke();
         call.key(keys.meta())
@@ -420,7 +444,9 @@ impl Store for RedisStore {
             .arg(self.settings.log_max_len)
             .arg(self.settings.room_ttl_ms);
         let seq: i64 = self
-            .timed("append", async { call.invoke_async(&mut self.conn()).await })
+            .timed("append", async {
+                call.invoke_async(&mut self.conn()).await
+            })
             .await?;
         u64::try_from(seq).map_err(|_| StoreError::UnknownRoom)
     }
@@ -460,8 +486,10 @@ impl Store for RedisStore {
         call.key(RoomKeys::new(room).seq())
             .arg(floor)
             .arg(self.settings.room_ttl_ms);
-        self.timed("raise_seq", async { call.invoke_async(&mut self.conn()).await })
-            .await
+        self.timed("raise_seq", async {
+            call.invoke_async(&mut self.conn()).await
+        })
+        .await
     }
 
     async fn subscribe(&self, room: &str) -> Result<(), StoreError> {
@@ -491,14 +519,18 @@ impl Store for RedisStore {
         .ignore()
         .zrembyscore(SERVERS_KEY, "-inf", now)
         .ignore();
-        self.timed("heartbeat", async { pipe.query_async::<()>(&mut self.conn()).await })
-            .await
+        self.timed("heartbeat", async {
+            pipe.query_async::<()>(&mut self.conn()).await
+        })
+        .await
     }
 
     async fn servers(&self) -> Result<Vec<ServerEntry>, StoreError> {
         let ids: Vec<String> = self
             .timed("servers", async {
-                self.conn().zrangebyscore(SERVERS_KEY, now_ms(), "+inf").await
+                self.conn()
+                    .zrangebyscore(SERVERS_KEY, now_ms(), "+inf")
+                    .await
             })
             .await?;
         let mut pipe = redis::pipe();
@@ -506,7 +538,9 @@ impl Store for RedisStore {
             pipe.hgetall(server_key(id));
         }
         let details: Vec<std::collections::HashMap<String, String>> = self
-            .timed("servers", async { pipe.query_async(&mut self.conn()).await })
+            .timed("servers", async {
+                pipe.query_async(&mut self.conn()).await
+            })
             .await?;
         Ok(ids
             .into_iter()
@@ -529,7 +563,9 @@ impl Store for RedisStore {
             .del(server_key(server))
             .ignore();
         if let Err(e) = self
-            .timed("deregister", async { pipe.query_async::<()>(&mut self.conn()).await })
+            .timed("deregister", async {
+                pipe.query_async::<()>(&mut self.conn()).await
+            })
             .await
         {
             tracing::warn!(error = %e, "could not deregister; the entry will expire");
@@ -539,7 +575,9 @@ impl Store for RedisStore {
     async fn health(&self) -> StoreHealth {
         let started = Instant::now();
         let ping: Result<String, _> = self
-            .timed("ping", async { redis::cmd("PING").query_async(&mut self.conn()).await })
+            .timed("ping", async {
+                redis::cmd("PING").query_async(&mut self.conn()).await
+            })
             .await;
         StoreHealth {
             ping: ping.ok().map(|_| started.elapsed()),
@@ -572,7 +610,9 @@ impl Bus {
     }
 
     fn wanted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.wanted.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.wanted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn subscribe(&self, room: &str, timeout: Duration) -> Result<(), StoreError> {
@@ -594,11 +634,18 @@ impl Bus {
         if let Some(live) = sink.as_mut() {
             // A failure here only leaves a channel we ignore; the next
             // reconnect drops it.
-            let _ = tokio::time::timeout(timeout, live.unsubscribe(RoomKeys::new(room).channel())).await;
+            let _ = tokio::time::timeout(timeout, live.unsubscribe(RoomKeys::new(room).channel()))
+                .await;
         }
     }
 
-    async fn run(self: Arc<Bus>, bus: BusSender, timeout: Duration, ping_every: Duration, shutdown: CancellationToken) {
+    async fn run(
+        self: Arc<Bus>,
+        bus: BusSender,
+        timeout: Duration,
+        ping_every: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(50);
         while !shutdown.is_cancelled() {
             match self.connect(timeout).await {
@@ -607,7 +654,8 @@ impl Bus {
                     if bus.send(BusMsg::Reconnected).is_err() {
                         return;
                     }
-                    self.pump(stream, &bus, timeout, ping_every, &shutdown).await;
+                    self.pump(stream, &bus, timeout, ping_every, &shutdown)
+                        .await;
                     self.subscribed.store(false, Ordering::Relaxed);
                     *self.sink.lock().await = None;
                     tracing::warn!("pub/sub connection lost; reconnecting");
@@ -630,7 +678,11 @@ impl Bus {
             .map_err(|e| e.to_string())?;
         let (mut sink, stream) = pubsub.split();
         let mut installed = self.sink.lock().await;
-        let channels: Vec<String> = self.wanted().iter().map(|r| RoomKeys::new(r).channel()).collect();
+        let channels: Vec<String> = self
+            .wanted()
+            .iter()
+            .map(|r| RoomKeys::new(r).channel())
+            .collect();
         for chunk in channels.chunks(512) {
             tokio::time::timeout(timeout * 4, sink.subscribe(chunk))
                 .await
@@ -682,7 +734,9 @@ impl Bus {
 
     async fn ping(&self, timeout: Duration) -> bool {
         let mut sink = self.sink.lock().await;
-        let Some(live) = sink.as_mut() else { return false };
+        let Some(live) = sink.as_mut() else {
+            return false;
+        };
         // A subscribed connection answers PING with ["pong", ""], not +PONG.
         matches!(
             tokio::time::timeout(timeout, live.ping::<redis::Value>()).await,
@@ -697,7 +751,8 @@ mod tests {
 
     #[test]
     fn bus_payload_round_trips_data_with_newlines() {
-        let event = parse_published(b"42\n1700000000000000\n7\nabc\n{\"s\":\"a\\nb\",\n\"k\":1}").expect("parse");
+        let event = parse_published(b"42\n1700000000000000\n7\nabc\n{\"s\":\"a\\nb\",\n\"k\":1}")
+            .expect("parse");
         assert_eq!(event.seq, 42);
         assert_eq!(event.id, 7);
         assert_eq!(event.from, "abc");

@@ -63,12 +63,19 @@ impl Redis {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--daemonize", "no", "--logfile", ""])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(self.dir.path())
+        .args(["--daemonize", "no", "--logfile", ""])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         if self.persistence == Persistence::AofAlways {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         }
@@ -78,7 +85,11 @@ impl Redis {
         self.child = Some(child);
         let deadline = Instant::now() + WAIT;
         while !redis_answers(self.port) {
-            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -115,7 +126,9 @@ fn redis_answers(port: u16) -> bool {
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
 }
 
 /// A replica running in this test process.
@@ -177,7 +190,10 @@ impl Replica {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task).await.expect("drained in time").unwrap();
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("drained in time")
+                .unwrap();
         }
     }
 }
@@ -200,7 +216,14 @@ impl ReplicaProcess {
     pub async fn start(redis: &Redis, id: &str, extra: &[&str]) -> ReplicaProcess {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tierlab-server"))
-            .args(["--port", &port.to_string(), "--redis-url", &redis.url(), "--server-id", id])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--redis-url",
+                &redis.url(),
+                "--server-id",
+                id,
+            ])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -260,7 +283,10 @@ pub async fn wait_ready(addr: SocketAddr) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "replica at {addr} never became ready");
+        assert!(
+            Instant::now() < deadline,
+            "replica at {addr} never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -276,7 +302,10 @@ pub async fn wait_health(addr: SocketAddr, want: &str) -> serde_json::Value {
                 return body;
             }
         }
-        assert!(Instant::now() < deadline, "health of {addr} never became {want}");
+        assert!(
+            Instant::now() < deadline,
+            "health of {addr} never became {want}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -292,7 +321,9 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
         let mut client = Client {
             ws,
             server: String::new(),
@@ -312,7 +343,10 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -322,7 +356,9 @@ impl Client {
     /// The next frame, or a panic after `WAIT`.
     pub async fn recv(&mut self) -> ServerFrame {
         match self.next_message().await {
-            Some(Message::Text(text)) => ServerFrame::decode(text.as_str()).expect("server frame decodes"),
+            Some(Message::Text(text)) => {
+                ServerFrame::decode(text.as_str()).expect("server frame decodes")
+            }
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
@@ -440,7 +476,11 @@ impl Client {
 
     pub async fn expect_error(&mut self, code: ErrorCode) -> (String, Option<u64>) {
         match self.recv().await {
-            ServerFrame::Error { code: got, message, id } if got == code => (message, id),
+            ServerFrame::Error {
+                code: got,
+                message,
+                id,
+            } if got == code => (message, id),
             other => panic!("expected error {code:?}, got {other:?}"),
         }
     }
