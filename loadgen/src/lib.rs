@@ -1,1 +1,13 @@
-//! The `tierlab` swarm: scenarios, topology, virtual players, faults and the delivery checker. Built out by its own issue.
+//! `tierlab`, the scenario-driven swarm: scenario files, the topology it
+//! starts, virtual players, measurements, the delivery checker and the run
+//! record. The binary (`src/main.rs`) is a thin CLI over [`run::run`].
+
+pub mod checker;
+pub mod player;
+pub mod record;
+pub mod run;
+pub mod scenario;
+pub mod shape;
+pub mod stats;
+pub mod topology;
+pub mod usage;

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +114,13 @@ pub async fn run(
     tokio::spawn(registry::run(Arc::clone(&state), background.clone()));
 
     let drain = state.drain.clone();
+    // Events are small and latency is the product: never let Nagle hold a
+    // frame back waiting for the client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::app(Arc::clone(&state)))
         .with_graceful_shutdown(async move {
             shutdown.await;

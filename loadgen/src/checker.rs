@@ -1,0 +1,227 @@
+//! The delivery checker: from what senders had acknowledged and what every
+//! member saw, count lost, duplicated and reordered events — pure code over
+//! recorded facts, so it can be fed hand-made histories.
+//!
+//! Seqs are kept as sets of inclusive ranges: a member that saw 1..=40,000
+//! without a hole costs one range, not 40,000 entries.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// A set of u64 as sorted, disjoint, non-adjacent inclusive ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeSet {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl RangeSet {
+    /// Adds `v`; false if it was already there.
+    pub fn insert(&mut self, v: u64) -> bool {
+        // Index of the first range that starts after v.
+        let i = self.ranges.partition_point(|r| r.0 <= v);
+        if i > 0 && self.ranges[i - 1].1 >= v {
+            return false;
+        }
+        let joins_left = i > 0 && self.ranges[i - 1].1 + 1 == v;
+        let joins_right = i < self.ranges.len() && self.ranges[i].0 == v + 1;
+        match (joins_left, joins_right) {
+            (true, true) => {
+                self.ranges[i - 1].1 = self.ranges[i].1;
+                self.ranges.remove(i);
+            }
+            (true, false) => self.ranges[i - 1].1 = v,
+            (false, true) => self.ranges[i].0 = v,
+            (false, false) => self.ranges.insert(i, (v, v)),
+        }
+        true
+    }
+
+    pub fn contains(&self, v: u64) -> bool {
+        let i = self.ranges.partition_point(|r| r.0 <= v);
+        i > 0 && self.ranges[i - 1].1 >= v
+    }
+
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1 - r.0 + 1).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub fn max(&self) -> Option<u64> {
+        self.ranges.last().map(|r| r.1)
+    }
+
+    /// The values of `self` within `lo..=hi` that are not in `other`.
+    pub fn difference(&self, other: &RangeSet, lo: u64, hi: u64) -> RangeSet {
+        let mut out = RangeSet::default();
+        let mut j = 0;
+        for &(a, b) in &self.ranges {
+            let (mut a, b) = (a.max(lo), b.min(hi));
+            if a > b {
+                continue;
+            }
+            while j < other.ranges.len() && other.ranges[j].1 < a {
+                j += 1;
+            }
+            let mut k = j;
+            while a <= b {
+                match other.ranges.get(k) {
+                    Some(&(c, d)) if c <= b => {
+                        if c > a {
+                            out.ranges.push((a, c - 1));
+                        }
+                        a = d.saturating_add(1).max(a);
+                        if d == u64::MAX {
+                            break;
+                        }
+                        k += 1;
+                    }
+                    _ => {
+                        out.ranges.push((a, b));
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds every value of `other`.
+    pub fn extend(&mut self, other: &RangeSet) {
+        let mut merged: Vec<(u64, u64)> =
+            Vec::with_capacity(self.ranges.len() + other.ranges.len());
+        let mut all: Vec<(u64, u64)> = self.ranges.iter().chain(&other.ranges).copied().collect();
+        all.sort_unstable();
+        for (a, b) in all {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        self.ranges = merged;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ranges.iter().flat_map(|&(a, b)| a..=b)
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges
+    }
+}
+
+/// What one member saw of its room while it held its seat.
+#[derive(Debug, Clone, Default)]
+pub struct MemberRecord {
+    pub room: String,
+    pub player: String,
+    /// The seq in its `joined`: it is owed every event after it.
+    pub joined_at: u64,
+    pub seen: RangeSet,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Stayed to the end of the run (owed everything acked), or left early
+    /// (owed only what came before the last event it saw).
+    pub stayed: bool,
+    last: u64,
+}
+
+impl MemberRecord {
+    pub fn new(room: &str, player: &str, joined_at: u64) -> MemberRecord {
+        MemberRecord {
+            room: room.to_owned(),
+            player: player.to_owned(),
+            joined_at,
+            last: joined_at,
+            ..MemberRecord::default()
+        }
+    }
+
+    /// Records one delivery.
+    pub fn saw(&mut self, seq: u64) {
+        if !self.seen.insert(seq) {
+            self.duplicated += 1;
+        } else if seq < self.last {
+            self.reordered += 1;
+        }
+        self.last = self.last.max(seq);
+    }
+
+    pub fn last_seen(&self) -> u64 {
+        self.last
+    }
+}
+
+/// One concrete problem, so a person can follow it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub room: String,
+    pub seq: u64,
+    pub player: String,
+}
+
+/// The checker's totals (the `checker` object of `run.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Verdict {
+    pub acked: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Seen by members but never acknowledged to a sender (allowed: the ack
+    /// may have been lost with a connection).
+    pub unacked_delivered: u64,
+    pub members_checked: u64,
+    pub findings: Vec<Finding>,
+}
+
+const MAX_FINDINGS: usize = 100;
+
+/// Checks every member against the acks of its room.
+pub fn check(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Verdict {
+    let empty = RangeSet::default();
+    let mut verdict = Verdict {
+        acked: acked.values().map(RangeSet::len).sum(),
+        members_checked: members.len() as u64,
+        ..Verdict::default()
+    };
+    let mut unacked = HashMap::<&str, RangeSet>::new();
+    for member in members {
+        let room_acks = acked.get(&member.room).unwrap_or(&empty);
+        verdict.delivered += member.seen.len() + member.duplicated;
+        verdict.duplicated += member.duplicated;
+        verdict.reordered += member.reordered;
+        let owed_until = if member.stayed {
+            room_acks.max().unwrap_or(0)
+        } else {
+            member.last_seen()
+        };
+        let lost = room_acks.difference(&member.seen, member.joined_at + 1, owed_until);
+        verdict.lost += lost.len();
+        for seq in lost
+            .iter()
+            .take(MAX_FINDINGS.saturating_sub(verdict.findings.len()))
+        {
+            verdict.findings.push(Finding {
+                kind: "lost",
+                room: member.room.clone(),
+                seq,
+                player: member.player.clone(),
+            });
+        }
+        let never_acked = member.seen.difference(room_acks, 0, u64::MAX);
+        unacked
+            .entry(member.room.as_str())
+            .or_default()
+            .extend(&never_acked);
+    }
+    verdict.unacked_delivered = unacked.values().map(RangeSet::len).sum();
+    verdict
+}
+
+#[cfg(test)]
+mod tests;

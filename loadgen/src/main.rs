@@ -1,0 +1,129 @@
+//! The `tierlab` command line. Exit codes (documented in docs/scenarios.md):
+//! 0 ran and every SLO held · 99 an SLO failed · 2 could not start (bad
+//! scenario, topology failed) · 130 interrupted · 1 the run failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tierlab_loadgen::run::{self, Outcome, RunError, RunOptions};
+use tierlab_loadgen::scenario::Scenario;
+
+const EXIT_SLO: u8 = 99;
+const EXIT_START: u8 = 2;
+const EXIT_FAILED: u8 = 1;
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tierlab",
+    version,
+    about = "Capacity lab for real-time multiplayer backends"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario; prints the run directory as the last line.
+    Run {
+        scenario: PathBuf,
+        /// Run directory (default: runs/<timestamp>-<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+        /// Override a scenario field: --set population.rooms=50
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Check a scenario file without running it.
+    Validate {
+        scenario: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { scenario, set } => match Scenario::load(&scenario, &set) {
+            Ok(s) => {
+                println!(
+                    "{}: ok ({} players in {} rooms)",
+                    scenario.display(),
+                    s.population.players(),
+                    s.population.rooms
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_START)
+            }
+        },
+        Command::Run {
+            scenario,
+            out,
+            quiet,
+            set,
+        } => {
+            let scenario = match Scenario::load(&scenario, &set) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_START);
+                }
+            };
+            raise_fd_limit();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            };
+            let options = RunOptions { out, quiet };
+            match runtime.block_on(run::run(&scenario, &options)) {
+                Ok((dir, outcome)) => {
+                    println!("{}", dir.display());
+                    ExitCode::from(match outcome {
+                        Outcome::Passed => 0,
+                        Outcome::SloFailed => EXIT_SLO,
+                        Outcome::Interrupted => EXIT_INTERRUPTED,
+                    })
+                }
+                Err(e @ RunError::Start(_)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_START)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+    }
+}
+
+/// Every player holds a socket: use all the descriptors the hard limit allows.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

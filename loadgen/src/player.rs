@@ -1,0 +1,471 @@
+//! One virtual player: connects, joins its room, acts at its rate, reads
+//! everything the server sends, and reports samples. One task per player,
+//! kept small: the WebSocket buffers are set explicitly (4 KiB read, no write
+//! buffer) and nothing per player grows with the length of the run.
+//!
+//! Every act carries its *intended* send time (µs since the run started) in
+//! `data.t`; ack and fan-out latencies are measured from it, so a generator
+//! that falls behind shows up as latency instead of hiding it (coordinated
+//! omission, as wrk2 corrects it).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use tierlab_protocol::{ClientFrame, Data, JoinMode, ServerFrame};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::MemberRecord;
+use crate::scenario::{Arrivals, Behaviour};
+use crate::stats::Sample;
+
+pub type Socket = WebSocketStream<TcpStream>;
+
+const CONNECT: usize = 2;
+const JOIN: usize = 3;
+const RECONNECT: usize = 4;
+const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
+
+/// What every player of a run shares.
+#[derive(Debug)]
+pub struct Arena {
+    pub behaviour: Behaviour,
+    pub started: Instant,
+    pub samples: UnboundedSender<Sample>,
+    pub name_prefix: String,
+    /// Cancelled when the run winds down: players stop acting but keep
+    /// reading, so events in flight still reach everyone before they leave.
+    pub quiesce: CancellationToken,
+}
+
+impl Arena {
+    fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    fn report(&self, sample: Sample) {
+        let _ = self.samples.send(sample);
+    }
+}
+
+/// Who a player is and where it plays.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub index: u32,
+    pub room_index: u32,
+    pub room: Arc<str>,
+    pub url: Arc<str>,
+    pub idle: bool,
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("bad URL {0}")]
+    Url(String),
+    #[error("cannot reach {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("WebSocket handshake with {0} failed: {1}")]
+    Handshake(String, tokio_tungstenite::tungstenite::Error),
+    #[error("{0} did not send `welcome`")]
+    NoWelcome(String),
+}
+
+/// Buffer sizes that keep an idle player at a few KiB (the tungstenite
+/// defaults cost ~135 KiB per connection).
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+}
+
+/// A loopback source address for player `index`, spreading players over
+/// 127.0.0.2–127.0.0.251: each source has its own ephemeral port range, and
+/// a load balancer that hashes the source sees distinct clients.
+pub fn source_for(index: u32, target: &SocketAddr) -> Option<IpAddr> {
+    match target.ip() {
+        IpAddr::V4(v4) if v4.is_loopback() => Some(IpAddr::V4(Ipv4Addr::new(
+            127,
+            0,
+            0,
+            2 + (index % 250) as u8,
+        ))),
+        _ => None,
+    }
+}
+
+/// Opens a WebSocket to `url` (ws:// only) and reads `welcome`.
+pub async fn connect(url: &str, index: u32) -> Result<Socket, ConnectError> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| ConnectError::Io(url.to_owned(), e))?
+        .next()
+        .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
+    if let Some(source) = source_for(index, &addr) {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
+    let _ = stream.set_nodelay(true);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+        .await
+        .map_err(|e| ConnectError::Handshake(url.to_owned(), e))?;
+    match ws.next().await {
+        Some(Ok(Message::Text(text)))
+            if matches!(
+                ServerFrame::decode(text.as_str()),
+                Ok(ServerFrame::Welcome { .. })
+            ) =>
+        {
+            Ok(ws)
+        }
+        _ => Err(ConnectError::NoWelcome(url.to_owned())),
+    }
+}
+
+/// Sends one frame; false if the socket is gone.
+async fn send(ws: &mut Socket, frame: &ClientFrame) -> bool {
+    ws.send(Message::Text(frame.encode().into())).await.is_ok()
+}
+
+/// Reads frames until `joined` (or an error/close).
+async fn await_joined(ws: &mut Socket) -> Result<(String, String, u64), &'static str> {
+    while let Some(message) = ws.next().await {
+        let Ok(Message::Text(text)) = message else {
+            continue;
+        };
+        match ServerFrame::decode(text.as_str()) {
+            Ok(ServerFrame::Joined {
+                player,
+                session,
+                seq,
+                ..
+            }) => return Ok((player, session, seq)),
+            Ok(ServerFrame::Error { code, .. }) => return Err(code.as_str()),
+            Ok(_) => continue,
+            Err(_) => return Err("bad_frame"),
+        }
+    }
+    Err("disconnected")
+}
+
+/// The `t` a sender put in `data`.
+#[derive(Deserialize)]
+struct Stamp {
+    t: u64,
+}
+
+/// A seat as the player holds it.
+struct Held {
+    ws: Socket,
+    session: String,
+    record: MemberRecord,
+}
+
+struct Player {
+    arena: Arc<Arena>,
+    seat: Seat,
+    rng: SmallRng,
+    next_id: u64,
+    /// Acts awaiting their ack: (id, intended send time µs).
+    pending: VecDeque<(u64, u64)>,
+}
+
+/// Plays until `stop`, then leaves.
+pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
+    let mut player = Player {
+        rng: SmallRng::seed_from_u64(u64::from(seat.index) ^ 0x5eed),
+        arena,
+        seat,
+        next_id: 0,
+        pending: VecDeque::new(),
+    };
+    let Some(mut held) = player.enter(None, &stop).await else {
+        return;
+    };
+    loop {
+        match player.session(&mut held, &stop).await {
+            Ending::Stop => {
+                let _ = send(&mut held.ws, &ClientFrame::Leave).await;
+                let _ = held.ws.close(None).await;
+                held.record.stayed = true;
+                player.end_seat(held);
+                return;
+            }
+            Ending::Churn => {
+                let _ = send(&mut held.ws, &ClientFrame::Leave).await;
+                let _ = held.ws.close(None).await;
+                player.end_seat(held);
+                let Some(next) = player.enter(None, &stop).await else {
+                    return;
+                };
+                held = next;
+            }
+            Ending::Dropped { deliberate } => {
+                player.arena.report(Sample::Online(-1));
+                if !deliberate {
+                    player.arena.report(Sample::Error("disconnected"));
+                } else {
+                    let _ = held.ws.close(None).await;
+                }
+                match player
+                    .enter(Some((&held.session, held.record.last_seen())), &stop)
+                    .await
+                {
+                    Some(resumed) => {
+                        held.ws = resumed.ws;
+                    }
+                    None => {
+                        // Could not get the seat back: what it saw stands as
+                        // a member who left; a fresh seat starts over.
+                        player.end_seat_offline(held);
+                        let Some(next) = player.enter(None, &stop).await else {
+                            return;
+                        };
+                        held = next;
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Ending {
+    Stop,
+    Churn,
+    Dropped { deliberate: bool },
+}
+
+impl Player {
+    /// Connects and joins (fresh, or resuming `session` after `since`), with
+    /// backoff while the target is unreachable. `None` once it gives up or
+    /// the run stops.
+    async fn enter(
+        &mut self,
+        resume: Option<(&str, u64)>,
+        stop: &CancellationToken,
+    ) -> Option<Held> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if stop.is_cancelled() || started.elapsed() > RECONNECT_GIVE_UP {
+                return None;
+            }
+            match self.try_enter(resume).await {
+                Ok(held) => {
+                    if resume.is_some() {
+                        self.arena.report(Sample::Latency {
+                            metric: RECONNECT,
+                            us: started.elapsed().as_micros() as u64,
+                        });
+                    }
+                    self.arena.report(Sample::Online(1));
+                    return Some(held);
+                }
+                Err("session_expired") if resume.is_some() => {
+                    self.arena.report(Sample::Error("session_expired"));
+                    return None;
+                }
+                Err(kind) => self.arena.report(Sample::Error(kind)),
+            }
+            let jitter = self.rng.random_range(0.5..1.5);
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+            }
+            backoff = (backoff * 2).min(RECONNECT_MAX_BACKOFF);
+        }
+    }
+
+    async fn try_enter(&mut self, resume: Option<(&str, u64)>) -> Result<Held, &'static str> {
+        let t0 = Instant::now();
+        let mut ws = connect(&self.seat.url, self.seat.index)
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, "connect failed");
+                "connect"
+            })?;
+        self.arena.report(Sample::Latency {
+            metric: CONNECT,
+            us: t0.elapsed().as_micros() as u64,
+        });
+        let t1 = Instant::now();
+        let mode = match resume {
+            None => JoinMode::Fresh {
+                name: format!("{}{}", self.arena.name_prefix, self.seat.index),
+            },
+            Some((session, since)) => JoinMode::Resume {
+                session: session.to_owned(),
+                since: Some(since),
+            },
+        };
+        let join = ClientFrame::Join {
+            room: self.seat.room.to_string(),
+            mode,
+        };
+        if !send(&mut ws, &join).await {
+            return Err("disconnected");
+        }
+        let (player, session, seq) = await_joined(&mut ws).await?;
+        if resume.is_none() {
+            self.arena.report(Sample::Latency {
+                metric: JOIN,
+                us: t1.elapsed().as_micros() as u64,
+            });
+        }
+        Ok(Held {
+            ws,
+            session,
+            record: MemberRecord::new(&self.seat.room, &player, seq),
+        })
+    }
+
+    fn end_seat(&self, held: Held) {
+        self.arena.report(Sample::Online(-1));
+        self.end_seat_offline(held);
+    }
+
+    fn end_seat_offline(&self, held: Held) {
+        self.arena.report(Sample::Member(Box::new(held.record)));
+    }
+
+    /// Time until the next act after one intended at `after` (µs).
+    fn next_act(&mut self, after: u64) -> u64 {
+        let b = &self.arena.behaviour;
+        let mean = 1e6 / b.act_rate;
+        let gap = match b.arrivals {
+            Arrivals::Fixed => mean,
+            Arrivals::Poisson => -mean * (1.0 - self.rng.random::<f64>()).ln(),
+        };
+        after + gap as u64 + b.think.as_micros() as u64
+    }
+
+    /// An exponential wait with `per_minute` events per minute (never, at 0).
+    fn someday(&mut self, per_minute: f64) -> Duration {
+        if per_minute <= 0.0 {
+            return Duration::from_secs(86_400 * 365);
+        }
+        let mean = 60.0 / per_minute;
+        Duration::from_secs_f64(-mean * (1.0 - self.rng.random::<f64>()).ln())
+    }
+
+    /// Plays one connection until it ends, for whatever reason.
+    async fn session(&mut self, held: &mut Held, stop: &CancellationToken) -> Ending {
+        let acting = !self.seat.idle;
+        let churn = tokio::time::sleep(self.someday(self.arena.behaviour.churn));
+        let reconnect = tokio::time::sleep(self.someday(self.arena.behaviour.reconnect));
+        tokio::pin!(churn, reconnect);
+        // The first act comes at a random phase, so players don't act in lockstep.
+        let first = self.arena.now_us()
+            + (self.rng.random::<f64>() * 1e6 / self.arena.behaviour.act_rate) as u64;
+        let mut intended = first;
+        loop {
+            let wait = Duration::from_micros(intended.saturating_sub(self.arena.now_us()));
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ending::Stop,
+                message = held.ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(ending) = self.on_frame(held, text.as_str()) {
+                            return ending;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ending::Dropped { deliberate: false },
+                    Some(Ok(_)) => {}
+                },
+                _ = tokio::time::sleep(wait), if acting && !self.arena.quiesce.is_cancelled() => {
+                    if !self.act(held, intended).await {
+                        return Ending::Dropped { deliberate: false };
+                    }
+                    intended = self.next_act(intended);
+                }
+                _ = &mut churn => return Ending::Churn,
+                _ = &mut reconnect => return Ending::Dropped { deliberate: true },
+            }
+        }
+    }
+
+    async fn act(&mut self, held: &mut Held, intended: u64) -> bool {
+        self.next_id += 1;
+        let id = self.next_id;
+        let pad = "x".repeat(self.arena.behaviour.payload as usize);
+        let json = format!(
+            r#"{{"t":{intended},"p":{},"pad":"{pad}"}}"#,
+            self.seat.index
+        );
+        let Ok(data) = Data::from_json(json) else {
+            return true;
+        };
+        self.pending.push_back((id, intended));
+        self.arena.report(Sample::Act);
+        send(&mut held.ws, &ClientFrame::Act { id, data }).await
+    }
+
+    /// Handles one server frame; `Some` when it ends the connection.
+    fn on_frame(&mut self, held: &mut Held, text: &str) -> Option<Ending> {
+        let now = self.arena.now_us();
+        match ServerFrame::decode(text) {
+            Ok(ServerFrame::Event(event)) => {
+                held.record.saw(event.seq);
+                if let Ok(stamp) = serde_json::from_str::<Stamp>(event.data.get()) {
+                    self.arena.report(Sample::Delivery {
+                        us: now.saturating_sub(stamp.t),
+                    });
+                }
+            }
+            Ok(ServerFrame::Ack { id, seq }) => {
+                if let Some(sent) = self.take_pending(id) {
+                    self.arena.report(Sample::Ack {
+                        room: self.seat.room_index,
+                        seq,
+                        us: now.saturating_sub(sent),
+                    });
+                }
+            }
+            Ok(ServerFrame::Error { code, id, .. }) => {
+                if let Some(id) = id {
+                    self.take_pending(id);
+                }
+                self.arena.report(Sample::Error(code.as_str()));
+            }
+            Ok(ServerFrame::Close { .. }) => return Some(Ending::Dropped { deliberate: false }),
+            Ok(_) => {}
+            Err(_) => self.arena.report(Sample::Error("bad_frame")),
+        }
+        None
+    }
+
+    fn take_pending(&mut self, id: u64) -> Option<u64> {
+        let at = self
+            .pending
+            .iter()
+            .position(|(pending, _)| *pending == id)?;
+        self.pending.remove(at).map(|(_, sent)| sent)
+    }
+}

@@ -1,0 +1,656 @@
+//! One run of a scenario: start the topology, create the rooms, ramp players
+//! along the load shape, aggregate what they report once a second (progress
+//! line, `run.json`, `latency.hlog`), then stop the players, check deliveries,
+//! judge the SLOs and stop the topology.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tierlab_protocol::{ClientFrame, CreateRoom, RoomCreated, ServerFrame};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::{self, RangeSet, Verdict};
+use crate::player::{self, Arena, Seat};
+use crate::record::{
+    self, Generator, HistogramLog, Machine, RunRecord, ScenarioInfo, SloVerdict, Summary,
+    TopologyInfo,
+};
+use crate::scenario::{CreateVia, Metric, Model, Scenario, Stat, Via};
+use crate::shape::Shape;
+use crate::stats::{Ledger, Sample, Window};
+use crate::topology::{Topology, TopologyError};
+use crate::usage::CpuClock;
+
+/// How often the spawner compares players to the load shape.
+const SPAWN_TICK: Duration = Duration::from_millis(50);
+/// Rooms created concurrently during set-up.
+const CREATE_CONCURRENCY: usize = 32;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Ran to the end and every SLO held.
+    Passed,
+    SloFailed,
+    Interrupted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("could not start: {0}")]
+    Start(String),
+    #[error("run failed: {0}")]
+    Failed(String),
+}
+
+impl From<TopologyError> for RunError {
+    fn from(e: TopologyError) -> Self {
+        RunError::Start(e.to_string())
+    }
+}
+
+/// A room as players find it.
+#[derive(Debug, Clone)]
+struct RoomSlot {
+    code: Arc<str>,
+    /// Where its players connect, when the server assigned it a replica.
+    ws_url: Option<Arc<str>>,
+}
+
+/// Runs `scenario`; returns the run directory and how it ended.
+pub async fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<(PathBuf, Outcome), RunError> {
+    let started_at = SystemTime::now();
+    let dir = run_dir(scenario, options, started_at)
+        .map_err(|e| RunError::Start(format!("run directory: {e}")))?;
+    let topology = Topology::start(&scenario.topology, &dir).await?;
+    let outcome = drive(scenario, options, &topology, &dir, started_at).await;
+    topology.stop().await;
+    outcome.map(|o| (dir, o))
+}
+
+fn run_dir(scenario: &Scenario, options: &RunOptions, at: SystemTime) -> std::io::Result<PathBuf> {
+    let dir = match &options.out {
+        Some(dir) => dir.clone(),
+        None => {
+            let stamp = humantime::format_rfc3339_seconds(at)
+                .to_string()
+                .replace([':', 'T'], "-")
+                .replace('Z', "");
+            PathBuf::from("runs").join(format!("{stamp}-{}", scenario.name))
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn drive(
+    scenario: &Scenario,
+    options: &RunOptions,
+    topology: &Topology,
+    dir: &Path,
+    started_at: SystemTime,
+) -> Result<Outcome, RunError> {
+    let rooms = create_rooms(scenario, topology).await?;
+    let (samples, inbox) = mpsc::unbounded_channel();
+    let arena = Arc::new(Arena {
+        behaviour: scenario.behaviour.clone(),
+        started: Instant::now(),
+        samples,
+        name_prefix: scenario.population.name_prefix.clone(),
+        quiesce: CancellationToken::new(),
+    });
+    let mut report = Report::new(scenario, topology, &rooms, dir, started_at, options.quiet)
+        .map_err(|e| RunError::Start(format!("cannot write to {}: {e}", dir.display())))?;
+    let seats = seats(scenario, topology, &rooms);
+    let stop_all = CancellationToken::new();
+    let spawner = Spawner::new(scenario, seats, Arc::clone(&arena), stop_all.clone());
+    let ending = pump(scenario, spawner, &mut report, inbox, &arena).await;
+    report
+        .finish(ending)
+        .map_err(|e| RunError::Failed(format!("writing {}: {e}", dir.display())))
+}
+
+/// Creates every room, through REST or WebSocket.
+async fn create_rooms(scenario: &Scenario, topology: &Topology) -> Result<Vec<RoomSlot>, RunError> {
+    let population = &scenario.population;
+    let request = CreateRoom {
+        game: population.game.clone(),
+        max_players: population
+            .max_players
+            .unwrap_or(population.players_per_room),
+    };
+    let mut tasks = JoinSet::new();
+    let mut rooms = Vec::with_capacity(population.rooms as usize);
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/rooms", topology.http_base());
+    let ws_url: Arc<str> = topology.player_url(Via::Lb, 0, 0).into();
+    let rest = population.create_via == CreateVia::Rest || scenario.topology.via == Via::Assigned;
+    for i in 0..population.rooms {
+        if tasks.len() >= CREATE_CONCURRENCY {
+            rooms.push(joined(tasks.join_next().await)?);
+        }
+        let (http, url, ws_url, request) = (
+            http.clone(),
+            url.clone(),
+            Arc::clone(&ws_url),
+            request.clone(),
+        );
+        tasks.spawn(async move {
+            if rest {
+                create_by_rest(&http, &url, &request).await
+            } else {
+                create_by_ws(&ws_url, i, &request).await
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        rooms.push(joined(Some(done))?);
+    }
+    Ok(rooms)
+}
+
+fn joined(
+    done: Option<Result<Result<RoomSlot, String>, tokio::task::JoinError>>,
+) -> Result<RoomSlot, RunError> {
+    match done {
+        Some(Ok(Ok(slot))) => Ok(slot),
+        Some(Ok(Err(e))) => Err(RunError::Start(format!("creating rooms: {e}"))),
+        Some(Err(e)) => Err(RunError::Start(format!("creating rooms: {e}"))),
+        None => Err(RunError::Start("creating rooms: no task".into())),
+    }
+}
+
+async fn create_by_rest(
+    http: &reqwest::Client,
+    url: &str,
+    request: &CreateRoom,
+) -> Result<RoomSlot, String> {
+    let response = http
+        .post(url)
+        .json(request)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(format!("POST {url}: {status} {body}"));
+    }
+    let created: RoomCreated = response
+        .json()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    Ok(RoomSlot {
+        code: created.room.into(),
+        ws_url: Some(created.ws_url.into()),
+    })
+}
+
+async fn create_by_ws(url: &str, index: u32, request: &CreateRoom) -> Result<RoomSlot, String> {
+    use futures_util::{SinkExt, StreamExt};
+    let mut ws = player::connect(url, index)
+        .await
+        .map_err(|e| e.to_string())?;
+    let create = ClientFrame::Create {
+        game: request.game.clone(),
+        max_players: request.max_players,
+    };
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        create.encode().into(),
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    while let Some(Ok(message)) = ws.next().await {
+        if let Ok(text) = message.to_text() {
+            match ServerFrame::decode(text) {
+                Ok(ServerFrame::Created { room }) => {
+                    let _ = ws.close(None).await;
+                    return Ok(RoomSlot {
+                        code: room.into(),
+                        ws_url: None,
+                    });
+                }
+                Ok(ServerFrame::Error { code, message, .. }) => {
+                    return Err(format!("{}: {message}", code.as_str()))
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(format!("{url} closed before `created`"))
+}
+
+/// Every seat of the population, in the order players fill them: room by
+/// room, so rooms fill up completely during a ramp.
+fn seats(scenario: &Scenario, topology: &Topology, rooms: &[RoomSlot]) -> Vec<Seat> {
+    let population = &scenario.population;
+    let via = scenario.topology.via;
+    let idle_every = if scenario.behaviour.idle > 0.0 {
+        (1.0 / scenario.behaviour.idle).round().max(1.0) as u32
+    } else {
+        0
+    };
+    let mut seats = Vec::with_capacity(population.players() as usize);
+    for (r, room) in rooms.iter().enumerate() {
+        for m in 0..population.players_per_room {
+            let index = r as u32 * population.players_per_room + m;
+            let url: Arc<str> = match (via, &room.ws_url) {
+                (Via::Assigned, Some(url)) => Arc::clone(url),
+                _ => topology.player_url(via, r as u32, m).into(),
+            };
+            seats.push(Seat {
+                index,
+                room_index: r as u32,
+                room: Arc::clone(&room.code),
+                url,
+                idle: idle_every > 0 && index.is_multiple_of(idle_every),
+            });
+        }
+    }
+    seats
+}
+
+/// Starts and stops players to follow the load shape.
+struct Spawner {
+    shape: Shape,
+    model: Model,
+    session: Option<Duration>,
+    seats: Vec<Seat>,
+    arena: Arc<Arena>,
+    stop_all: CancellationToken,
+    /// Tokens of running players, newest last (ramp-down stops the newest).
+    running: Vec<CancellationToken>,
+    spawned: u64,
+    tasks: JoinSet<()>,
+}
+
+impl Spawner {
+    fn new(
+        scenario: &Scenario,
+        seats: Vec<Seat>,
+        arena: Arc<Arena>,
+        stop_all: CancellationToken,
+    ) -> Spawner {
+        Spawner {
+            shape: Shape::new(&scenario.load.stages),
+            model: scenario.load.model,
+            session: scenario.load.session,
+            seats,
+            arena,
+            stop_all,
+            running: Vec::new(),
+            spawned: 0,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    fn follow(&mut self, elapsed: Duration) {
+        while self.tasks.try_join_next().is_some() {}
+        match self.model {
+            Model::Closed => {
+                let target = self.shape.value_at(elapsed).round() as usize;
+                self.running.retain(|t| !t.is_cancelled());
+                while self.running.len() < target.min(self.seats.len()) {
+                    self.start(self.running.len());
+                }
+                while self.running.len() > target {
+                    if let Some(token) = self.running.pop() {
+                        token.cancel();
+                    }
+                }
+            }
+            Model::Open => {
+                let due = self.shape.arrivals(elapsed).floor() as u64;
+                while self.spawned < due {
+                    let seat = (self.spawned % self.seats.len().max(1) as u64) as usize;
+                    self.start(seat);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, seat: usize) {
+        let Some(seat) = self.seats.get(seat).cloned() else {
+            return;
+        };
+        let token = self.stop_all.child_token();
+        let arena = Arc::clone(&self.arena);
+        let player_stop = token.clone();
+        if let Some(session) = self.session.filter(|_| self.model == Model::Open) {
+            let ends = token.clone();
+            self.tasks.spawn(async move {
+                tokio::time::sleep(session).await;
+                ends.cancel();
+            });
+        }
+        self.tasks.spawn(player::play(arena, seat, player_stop));
+        self.running.push(token);
+        self.spawned += 1;
+    }
+
+    /// Stops every player and waits (bounded) for their final records.
+    async fn stop(mut self, within: Duration) {
+        self.stop_all.cancel();
+        let _ = tokio::time::timeout(within, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+    }
+}
+
+/// Why the pump stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ending {
+    Completed,
+    MaxDuration,
+    Interrupted,
+}
+
+/// Runs the load: spawns along the shape, aggregates samples, ticks the
+/// report every second, until the shape ends, `max_duration`, or Ctrl-C.
+async fn pump(
+    scenario: &Scenario,
+    mut spawner: Spawner,
+    report: &mut Report,
+    mut inbox: mpsc::UnboundedReceiver<Sample>,
+    arena: &Arena,
+) -> (Ending, Ledger) {
+    let mut ledger = Ledger::default();
+    let shape_end = spawner.shape.duration();
+    let hard_end = scenario
+        .load
+        .max_duration
+        .saturating_sub(scenario.load.drain);
+    let mut spawn_tick = tokio::time::interval(SPAWN_TICK);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.tick().await;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    let ending = loop {
+        let elapsed = arena.started.elapsed();
+        if elapsed >= shape_end {
+            break Ending::Completed;
+        }
+        if elapsed >= hard_end {
+            break Ending::MaxDuration;
+        }
+        tokio::select! {
+            _ = &mut interrupt => break Ending::Interrupted,
+            Some(sample) = inbox.recv() => ledger.apply(sample),
+            _ = spawn_tick.tick() => spawner.follow(elapsed),
+            _ = second.tick() => report.tick(&mut ledger, spawner.shape.value_at(elapsed), elapsed),
+        }
+    };
+    // Stop acting, let events in flight arrive, then stop the players; their
+    // last records arrive while we keep reading.
+    let drain = scenario.load.drain;
+    arena.quiesce.cancel();
+    let quiet_until = tokio::time::sleep(drain);
+    tokio::pin!(quiet_until);
+    loop {
+        tokio::select! {
+            Some(sample) = inbox.recv() => ledger.apply(sample),
+            _ = &mut quiet_until => break,
+        }
+    }
+    let stopping = tokio::spawn(spawner.stop(drain));
+    let deadline = tokio::time::sleep(drain + Duration::from_secs(1));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            Some(sample) = inbox.recv() => ledger.apply(sample),
+            _ = &mut deadline => break,
+        }
+        if stopping.is_finished() && inbox.is_empty() {
+            break;
+        }
+    }
+    while let Ok(sample) = inbox.try_recv() {
+        ledger.apply(sample);
+    }
+    report.tick(&mut ledger, 0.0, arena.started.elapsed());
+    (ending, ledger)
+}
+
+/// Everything written while the run goes on.
+struct Report {
+    record: RunRecord,
+    hlog: HistogramLog,
+    dir: PathBuf,
+    quiet: bool,
+    tty: bool,
+    cpu: CpuClock,
+    slo: Vec<crate::scenario::Slo>,
+    planned: Duration,
+    last_tick: Duration,
+    rooms: Vec<Arc<str>>,
+}
+
+impl Report {
+    fn new(
+        scenario: &Scenario,
+        topology: &Topology,
+        rooms: &[RoomSlot],
+        dir: &Path,
+        started_at: SystemTime,
+        quiet: bool,
+    ) -> std::io::Result<Report> {
+        let t = &scenario.topology;
+        let mut endpoints: Vec<String> =
+            topology.replicas.iter().map(|e| e.ws_url.clone()).collect();
+        endpoints.extend(topology.lb.iter().map(|e| format!("lb {}", e.ws_url)));
+        let record = RunRecord {
+            format: 1,
+            partial: true,
+            ended: "running".into(),
+            started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+            scenario: ScenarioInfo {
+                name: scenario.name.clone(),
+                path: scenario.path.display().to_string(),
+                description: scenario.description.clone(),
+                text: scenario.source.clone(),
+            },
+            topology: TopologyInfo {
+                kind: kebab(&t.kind),
+                replicas: t.replicas,
+                state: kebab(&t.state),
+                via: kebab(&t.via),
+                persistence: kebab(&t.persistence),
+                balance: kebab(&t.balance),
+                endpoints,
+            },
+            machine: Machine::this(),
+            versions: topology.versions.iter().cloned().collect(),
+            model: kebab(&scenario.load.model),
+            latency_origin: "intended send time of each act (coordinated-omission corrected)"
+                .into(),
+            summary: Summary::default(),
+            errors: BTreeMap::new(),
+            checker: Verdict::default(),
+            slo: Vec::new(),
+            generator: Generator::default(),
+            timeseries: Vec::new(),
+            faults: Vec::new(),
+        };
+        let hlog = HistogramLog::create(dir, started_at)?;
+        record::write_json(dir, &record)?;
+        Ok(Report {
+            record,
+            hlog,
+            dir: dir.to_owned(),
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            cpu: CpuClock::start(),
+            slo: scenario.slo.clone(),
+            planned: scenario.load.stages_total(),
+            last_tick: Duration::ZERO,
+            rooms: rooms.iter().map(|r| Arc::clone(&r.code)).collect(),
+        })
+    }
+
+    /// Closes a second: time series, hlog, partial run.json, progress line.
+    fn tick(&mut self, ledger: &mut Ledger, target: f64, elapsed: Duration) {
+        let cpu = self.cpu.percent_since_last();
+        let window = ledger.close_second(elapsed, target, cpu);
+        let length = elapsed.saturating_sub(self.last_tick);
+        if let Err(e) = self.hlog.append(&window, self.last_tick, length) {
+            tracing::warn!(error = %e, path = %self.hlog.path().display(), "cannot append to the histogram log");
+        }
+        self.last_tick = elapsed;
+        self.record.timeseries.clone_from(&ledger.timeseries);
+        self.record.summary = Summary::of(&ledger.total, ledger.peak_online, elapsed);
+        self.record.errors = errors_by_kind(&ledger.total);
+        if let Err(e) = record::write_json(&self.dir, &self.record) {
+            tracing::warn!(error = %e, "cannot write run.json");
+        }
+        self.progress(&window, ledger.online, elapsed);
+    }
+
+    fn progress(&self, window: &Window, online: i64, elapsed: Duration) {
+        if self.quiet || (!self.tty && !elapsed.as_secs().is_multiple_of(10)) {
+            return;
+        }
+        let last = self.record.timeseries.last();
+        let line = format!(
+            "[{:>4}s/{}s] players {:>6}  acts/s {:>6}  events/s {:>7}  p95 fan-out {:>7.1} ms  errors {}",
+            elapsed.as_secs(),
+            self.planned.as_secs(),
+            online,
+            window.acts,
+            window.deliveries,
+            last.map_or(0.0, |s| s.fanout_ms.p95),
+            self.record.summary.errors,
+        );
+        if self.tty {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Final verdicts and the last, complete `run.json`.
+    fn finish(mut self, (ending, ledger): (Ending, Ledger)) -> std::io::Result<Outcome> {
+        if self.tty && !self.quiet {
+            eprintln!();
+        }
+        // Players number rooms; the checker speaks in room codes.
+        let acked: HashMap<String, RangeSet> = ledger
+            .acked
+            .into_iter()
+            .filter_map(|(room, set)| {
+                self.rooms
+                    .get(room as usize)
+                    .map(|code| (code.to_string(), set))
+            })
+            .collect();
+        self.record.checker = checker::check(&acked, &ledger.members);
+        self.record.slo = self
+            .slo
+            .iter()
+            .map(|slo| judge(slo, &self.record))
+            .collect();
+        self.record.generator = generator(&self.record, self.cpu.rss_mib());
+        self.record.ended = match ending {
+            Ending::Completed => "completed",
+            Ending::MaxDuration => "max_duration",
+            Ending::Interrupted => "interrupted",
+        }
+        .into();
+        self.record.partial = ending == Ending::Interrupted;
+        record::write_json(&self.dir, &self.record)?;
+        Ok(match ending {
+            Ending::Interrupted => Outcome::Interrupted,
+            _ if self.record.slo.iter().all(|s| s.pass) => Outcome::Passed,
+            _ => Outcome::SloFailed,
+        })
+    }
+}
+
+fn errors_by_kind(total: &Window) -> BTreeMap<String, u64> {
+    total
+        .errors
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect()
+}
+
+fn judge(slo: &crate::scenario::Slo, record: &RunRecord) -> SloVerdict {
+    let s = &record.summary;
+    let measured = match slo.metric {
+        Metric::Latency(stat, name) => {
+            let p = match name {
+                "fanout" => s.fanout_ms,
+                "ack" => s.ack_ms,
+                "connect" => s.connect_ms,
+                _ => s.join_ms,
+            };
+            match stat {
+                Stat::Max => p.max,
+                Stat::Percentile(q) if q >= 99.0 => p.p99,
+                Stat::Percentile(q) if q >= 95.0 => p.p95,
+                Stat::Percentile(_) => p.p50,
+            }
+        }
+        Metric::ErrorRate => s.error_rate_pct,
+        Metric::Count(name) => match name {
+            "lost" => record.checker.lost as f64,
+            "duplicated" => record.checker.duplicated as f64,
+            _ => record.checker.reordered as f64,
+        },
+    };
+    SloVerdict {
+        name: slo.text.clone(),
+        threshold: slo.threshold_text(),
+        measured,
+        pass: slo.holds(measured),
+    }
+}
+
+fn generator(record: &RunRecord, rss_mib: f64) -> Generator {
+    let mut cpu: Vec<f64> = record
+        .timeseries
+        .iter()
+        .map(|s| s.generator_cpu_pct)
+        .collect();
+    cpu.sort_by(f64::total_cmp);
+    let capacity = 100.0 * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let median = cpu.get(cpu.len() / 2).copied().unwrap_or(0.0);
+    let max = cpu.last().copied().unwrap_or(0.0);
+    let saturated = record
+        .timeseries
+        .windows(3)
+        .any(|w| w.iter().all(|s| s.generator_cpu_pct >= 0.9 * capacity));
+    Generator {
+        cpu_pct_median: median,
+        cpu_pct_max: max,
+        cpu_pct_capacity: capacity,
+        saturated,
+        rss_mib,
+        warning: saturated.then(|| {
+            "the generator used ≥ 90 % of its CPU for 3 s or more: latencies may be the generator's, not the system's".to_owned()
+        }),
+    }
+}
+
+/// A scenario enum as written in scenarios (`aof-always`, `lb`, …).
+fn kebab<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

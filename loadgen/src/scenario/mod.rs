@@ -1,0 +1,558 @@
+//! Scenario files: the TOML a run is made of (topology, population, load
+//! shape, behaviour, SLOs), parsed into a validated, immutable [`Scenario`].
+//!
+//! Errors name the file, the line and column, and the dotted field path
+//! (`population.rooms`); semantic checks after parsing name the field too.
+//! Nothing is silently defaulted except what `docs/scenarios.md` documents.
+
+mod slo;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use slo::{Comparison, Metric, Slo, SloError, Stat};
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {field}{message}")]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        /// `population.rooms: ` or empty when the error is not about a field.
+        field: String,
+        message: String,
+    },
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+    #[error("--set {assignment}: {message}")]
+    Override { assignment: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopologyKind {
+    /// `tierlab` starts Redis, the replicas and HAProxy itself.
+    Local,
+    /// A system someone else started, reached through `urls`.
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateMode {
+    Redis,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// Through the load balancer.
+    Lb,
+    /// Straight to the replicas, a room's members spread over all of them.
+    Direct,
+    /// To the replica `POST /api/rooms` assigned to the room.
+    Assigned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Persistence {
+    None,
+    AofEverysec,
+    AofAlways,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    Source,
+    Roundrobin,
+    Leastconn,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    #[serde(default = "Topology::default_kind")]
+    pub kind: TopologyKind,
+    #[serde(default = "Topology::default_replicas")]
+    pub replicas: u32,
+    #[serde(default = "Topology::default_state")]
+    pub state: StateMode,
+    #[serde(default = "Topology::default_via")]
+    pub via: Via,
+    #[serde(default = "Topology::default_persistence")]
+    pub persistence: Persistence,
+    #[serde(default = "Topology::default_balance")]
+    pub balance: Balance,
+    /// Extra flags for every replica (`["--send-queue", "2048"]`).
+    #[serde(default)]
+    pub server_args: Vec<String>,
+    /// `tierlab-server` to run; default: next to `tierlab`, then `PATH`.
+    #[serde(default)]
+    pub server_bin: Option<PathBuf>,
+    /// External topology: WebSocket URLs of the replicas (or of one LB).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// External topology: base URL of the REST API (default: from `urls[0]`).
+    #[serde(default)]
+    pub http: Option<String>,
+}
+
+impl Topology {
+    fn default_kind() -> TopologyKind {
+        TopologyKind::Local
+    }
+    fn default_replicas() -> u32 {
+        1
+    }
+    fn default_state() -> StateMode {
+        StateMode::Redis
+    }
+    fn default_via() -> Via {
+        Via::Lb
+    }
+    fn default_persistence() -> Persistence {
+        Persistence::None
+    }
+    fn default_balance() -> Balance {
+        Balance::Source
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CreateVia {
+    Rest,
+    Ws,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Population {
+    pub rooms: u32,
+    pub players_per_room: u32,
+    /// Room capacity asked for (default: `players_per_room`).
+    #[serde(default)]
+    pub max_players: Option<u32>,
+    #[serde(default = "Population::default_create_via")]
+    pub create_via: CreateVia,
+    #[serde(default = "Population::default_prefix")]
+    pub name_prefix: String,
+    #[serde(default = "Population::default_game")]
+    pub game: String,
+}
+
+impl Population {
+    fn default_create_via() -> CreateVia {
+        CreateVia::Rest
+    }
+    fn default_prefix() -> String {
+        "p".into()
+    }
+    fn default_game() -> String {
+        "tierlab".into()
+    }
+    pub fn players(&self) -> u32 {
+        self.rooms * self.players_per_room
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    /// Stages give concurrent players.
+    Closed,
+    /// Stages give arrivals per second; each player stays `session`.
+    Open,
+}
+
+/// One stage: reach `to` (closed: players; open: arrivals/s) over `over`,
+/// linearly.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub to: f64,
+    #[serde(with = "humantime_serde")]
+    pub over: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    #[serde(default = "Load::default_model")]
+    pub model: Model,
+    pub stages: Vec<Stage>,
+    /// Open model: how long each arriving player stays.
+    #[serde(default, with = "humantime_serde")]
+    pub session: Option<Duration>,
+    /// Hard limit: the run ends here whatever the stages say.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
+    /// After the last stage, how long to wait for events in flight.
+    #[serde(default = "Load::default_drain", with = "humantime_serde")]
+    pub drain: Duration,
+}
+
+impl Load {
+    fn default_model() -> Model {
+        Model::Closed
+    }
+    fn default_drain() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn stages_total(&self) -> Duration {
+        self.stages.iter().map(|s| s.over).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrivals {
+    Poisson,
+    Fixed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behaviour {
+    /// Acts per second per (non-idle) player.
+    #[serde(default = "Behaviour::default_rate")]
+    pub act_rate: f64,
+    #[serde(default = "Behaviour::default_arrivals")]
+    pub arrivals: Arrivals,
+    /// Bytes of padding in each act's `data`.
+    #[serde(default = "Behaviour::default_payload")]
+    pub payload: u32,
+    /// Pause after each ack before the player may act again.
+    #[serde(default, with = "humantime_serde")]
+    pub think: Duration,
+    /// Share of players that never act (0..=1).
+    #[serde(default)]
+    pub idle: f64,
+    /// Per player per minute: chance to leave and join again with a new seat.
+    #[serde(default)]
+    pub churn: f64,
+    /// Per player per minute: chance to drop the connection and resume.
+    #[serde(default)]
+    pub reconnect: f64,
+}
+
+impl Behaviour {
+    fn default_rate() -> f64 {
+        1.0
+    }
+    fn default_arrivals() -> Arrivals {
+        Arrivals::Poisson
+    }
+    fn default_payload() -> u32 {
+        32
+    }
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            act_rate: Behaviour::default_rate(),
+            arrivals: Behaviour::default_arrivals(),
+            payload: Behaviour::default_payload(),
+            think: Duration::ZERO,
+            idle: 0.0,
+            churn: 0.0,
+            reconnect: 0.0,
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    topology: Topology,
+    population: Population,
+    load: Load,
+    #[serde(default)]
+    behaviour: Behaviour,
+    #[serde(default)]
+    slo: Vec<String>,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub topology: Topology,
+    pub population: Population,
+    pub load: Load,
+    pub behaviour: Behaviour,
+    pub slo: Vec<Slo>,
+    /// The file's text (after `--set`), kept for the run record.
+    pub source: String,
+    pub path: PathBuf,
+}
+
+impl Scenario {
+    /// Reads, parses, applies `overrides` (`key.path=value`) and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        Scenario::parse(path, &text, overrides)
+    }
+
+    pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        // First pass on the text as written, so errors carry its line numbers.
+        let file: ScenarioFile = from_toml(path, text)?;
+        let (file, source) = if overrides.is_empty() {
+            (file, text.to_owned())
+        } else {
+            let mut table: toml::Table =
+                toml::from_str(text).map_err(|e| parse_error(path, text, &e, ""))?;
+            for assignment in overrides {
+                apply_override(&mut table, assignment)?;
+            }
+            let source = toml::to_string(&table).map_err(|e| ScenarioError::Override {
+                assignment: overrides.join(" "),
+                message: e.to_string(),
+            })?;
+            let file = from_toml(path, &source).map_err(|e| ScenarioError::Override {
+                assignment: overrides.join(" "),
+                message: e.to_string(),
+            })?;
+            (file, source)
+        };
+        validate(path, file, source)
+    }
+}
+
+fn from_toml(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
+    let deserializer =
+        toml::de::Deserializer::parse(text).map_err(|e| parse_error(path, text, &e, ""))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        parse_error(path, text, e.inner(), &field)
+    })
+}
+
+fn parse_error(path: &Path, text: &str, error: &toml::de::Error, field: &str) -> ScenarioError {
+    let offset = error.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    ScenarioError::Parse {
+        file: path.to_owned(),
+        line,
+        column,
+        field: if field.is_empty() || field == "." {
+            String::new()
+        } else {
+            format!("{field}: ")
+        },
+        message: error.message().trim().to_owned(),
+    }
+}
+
+/// `a.b.c=value`: value is read as TOML (`3`, `"x"`, `true`, `[1,2]`), or as
+/// a bare string when it is not valid TOML (`--set topology.via=direct`).
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ScenarioError> {
+    let fail = |message: &str| ScenarioError::Override {
+        assignment: assignment.to_owned(),
+        message: message.to_owned(),
+    };
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| fail("expected key.path=value"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| fail("empty key"))?;
+    let mut node = table;
+    for part in parts {
+        node = node
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| fail(&format!("`{part}` is not a table")))?;
+    }
+    node.insert(last.to_owned(), value);
+    Ok(())
+}
+
+fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario, ScenarioError> {
+    let invalid = |field: &str, message: String| ScenarioError::Invalid {
+        file: path.to_owned(),
+        field: field.to_owned(),
+        message,
+    };
+    let check = |ok: bool, field: &str, message: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(field, message.to_owned()))
+        }
+    };
+    check(!file.name.trim().is_empty(), "name", "must not be empty")?;
+    check(
+        file.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "name",
+        "use letters, digits, '-' and '_' (it names the run directory)",
+    )?;
+    let t = &file.topology;
+    match t.kind {
+        TopologyKind::Local => {
+            check(
+                (1..=16).contains(&t.replicas),
+                "topology.replicas",
+                "must be 1 to 16",
+            )?;
+            check(
+                t.state == StateMode::Redis || t.replicas == 1,
+                "topology.replicas",
+                "memory state serves one replica only",
+            )?;
+            check(
+                t.urls.is_empty(),
+                "topology.urls",
+                "only for kind = \"external\"",
+            )?;
+        }
+        TopologyKind::External => {
+            check(
+                !t.urls.is_empty(),
+                "topology.urls",
+                "an external topology needs at least one URL",
+            )?;
+            for url in &t.urls {
+                check(
+                    url.starts_with("ws://") || url.starts_with("wss://"),
+                    "topology.urls",
+                    "each URL must start with ws:// or wss://",
+                )?;
+            }
+        }
+    }
+    let p = &file.population;
+    check(p.rooms >= 1, "population.rooms", "must be at least 1")?;
+    check(
+        p.players_per_room >= 1,
+        "population.players_per_room",
+        "must be at least 1",
+    )?;
+    check(
+        p.max_players.is_none_or(|m| m >= p.players_per_room),
+        "population.max_players",
+        "must hold players_per_room",
+    )?;
+    let l = &file.load;
+    check(
+        !l.stages.is_empty(),
+        "load.stages",
+        "needs at least one stage",
+    )?;
+    for (i, stage) in l.stages.iter().enumerate() {
+        let field = format!("load.stages[{i}]");
+        check(
+            stage.to >= 0.0 && stage.to.is_finite(),
+            &field,
+            "`to` must be 0 or more",
+        )?;
+        if l.model == Model::Closed {
+            check(
+                stage.to <= f64::from(p.players()),
+                &field,
+                &format!("`to` exceeds the population ({} players)", p.players()),
+            )?;
+        }
+    }
+    check(
+        l.max_duration > Duration::ZERO,
+        "load.max_duration",
+        "must be positive",
+    )?;
+    if l.stages_total() + l.drain > l.max_duration {
+        return Err(invalid(
+            "load.max_duration",
+            format!(
+                "is shorter than the stages plus drain ({})",
+                humantime::format_duration(l.stages_total() + l.drain)
+            ),
+        ));
+    }
+    check(
+        l.model == Model::Closed || l.session.is_some_and(|s| s > Duration::ZERO),
+        "load.session",
+        "the open model needs a positive session length",
+    )?;
+    let b = &file.behaviour;
+    check(
+        b.act_rate > 0.0 && b.act_rate <= 1000.0,
+        "behaviour.act_rate",
+        "must be in (0, 1000]",
+    )?;
+    check(
+        (0.0..=1.0).contains(&b.idle),
+        "behaviour.idle",
+        "must be between 0 and 1",
+    )?;
+    check(
+        (0.0..=60.0).contains(&b.churn),
+        "behaviour.churn",
+        "must be between 0 and 60 per minute",
+    )?;
+    check(
+        (0.0..=60.0).contains(&b.reconnect),
+        "behaviour.reconnect",
+        "must be between 0 and 60 per minute",
+    )?;
+    check(
+        b.payload <= 3800,
+        "behaviour.payload",
+        "must leave room under the 4 KiB act limit (≤ 3800)",
+    )?;
+    let slo = file
+        .slo
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Slo::parse(text).map_err(|e| invalid(&format!("slo[{i}]"), e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Scenario {
+        name: file.name,
+        description: file.description,
+        topology: file.topology,
+        population: file.population,
+        load: file.load,
+        behaviour: file.behaviour,
+        slo,
+        source,
+        path: path.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

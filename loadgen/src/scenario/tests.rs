@@ -1,0 +1,151 @@
+//! Scenario parsing: a good file with defaults, and each kind of bad one.
+
+use super::*;
+
+const GOOD: &str = r#"
+name = "smoke"
+slo = ["p95(fanout) < 50ms", "lost = 0"]
+
+[topology]
+replicas = 2
+
+[population]
+rooms = 4
+players_per_room = 5
+
+[load]
+stages = [{ to = 20, over = "2s" }, { to = 20, over = "3s" }, { to = 0, over = "1s" }]
+max_duration = "30s"
+
+[behaviour]
+act_rate = 2.0
+"#;
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse(Path::new("scenarios/x.toml"), text, &[])
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err("should fail").to_string()
+}
+
+#[test]
+fn a_good_file_gets_its_defaults() {
+    let s = parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.name, "smoke");
+    assert_eq!(s.topology.kind, TopologyKind::Local);
+    assert_eq!(s.topology.via, Via::Lb);
+    assert_eq!(s.topology.state, StateMode::Redis);
+    assert_eq!(s.population.players(), 20);
+    assert_eq!(s.population.create_via, CreateVia::Rest);
+    assert_eq!(s.load.model, Model::Closed);
+    assert_eq!(s.load.stages_total(), Duration::from_secs(6));
+    assert_eq!(s.load.drain, Duration::from_secs(2));
+    assert_eq!(s.behaviour.act_rate, 2.0);
+    assert_eq!(s.behaviour.payload, 32);
+    assert_eq!(s.slo.len(), 2);
+}
+
+#[test]
+fn a_syntax_error_names_file_line_and_column() {
+    let err = error("name = \"x\"\n[topology\nreplicas = 2\n");
+    assert!(err.starts_with("scenarios/x.toml:2:"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_names_the_field_and_its_line() {
+    let err = error(&GOOD.replace("rooms = 4", "rooms = \"four\""));
+    assert!(err.starts_with("scenarios/x.toml:9:9:"), "{err}");
+    assert!(err.contains("population.rooms"), "{err}");
+}
+
+#[test]
+fn unknown_fields_are_refused_not_ignored() {
+    let err = error(&GOOD.replace("act_rate = 2.0", "act_rate = 2.0\nact_rat = 3"));
+    assert!(err.contains("act_rat"), "{err}");
+    assert!(err.contains("behaviour"), "{err}");
+}
+
+#[test]
+fn missing_sections_are_named() {
+    let err = error("name = \"x\"\n[topology]\n");
+    assert!(err.contains("population"), "{err}");
+}
+
+#[test]
+fn semantic_mistakes_name_the_field() {
+    for (from, to, field) in [
+        (
+            "{ to = 20, over = \"2s\" }",
+            "{ to = 50, over = \"2s\" }",
+            "load.stages[0]",
+        ),
+        (
+            "max_duration = \"30s\"",
+            "max_duration = \"5s\"",
+            "load.max_duration",
+        ),
+        ("act_rate = 2.0", "act_rate = -1.0", "behaviour.act_rate"),
+        (
+            "replicas = 2",
+            "replicas = 2\nstate = \"memory\"",
+            "topology.replicas",
+        ),
+        ("name = \"smoke\"", "name = \"a b\"", "name"),
+        (
+            "players_per_room = 5",
+            "players_per_room = 5\nmax_players = 3",
+            "population.max_players",
+        ),
+    ] {
+        let err = error(&GOOD.replace(from, to));
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
+
+#[test]
+fn bad_durations_and_slos_are_named() {
+    let err = error(&GOOD.replace("over = \"2s\"", "over = \"two seconds\""));
+    assert!(err.contains("load.stages"), "{err}");
+    let err = error(&GOOD.replace("< 50ms", "< fast"));
+    assert!(err.contains("slo[0]"), "{err}");
+}
+
+#[test]
+fn overrides_apply_and_bad_ones_are_named() {
+    let text = GOOD;
+    let sets = vec![
+        "topology.via=direct".to_owned(),
+        "population.rooms=8".to_owned(),
+    ];
+    let s = Scenario::parse(Path::new("x.toml"), text, &sets).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.topology.via, Via::Direct);
+    assert_eq!(s.population.rooms, 8);
+    assert!(s.source.contains("direct"));
+    let bad = Scenario::parse(
+        Path::new("x.toml"),
+        text,
+        &["population.rooms=lots".to_owned()],
+    )
+    .expect_err("bad override")
+    .to_string();
+    assert!(bad.starts_with("--set population.rooms=lots"), "{bad}");
+    let no_eq = Scenario::parse(Path::new("x.toml"), text, &["population.rooms".to_owned()])
+        .expect_err("no =")
+        .to_string();
+    assert!(no_eq.contains("key.path=value"), "{no_eq}");
+}
+
+#[test]
+fn shipped_scenarios_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "expected smoke, tier1 and tier2 at least");
+}

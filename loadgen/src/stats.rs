@@ -1,0 +1,254 @@
+//! Measurements: players send [`Sample`]s over a channel to one aggregator
+//! (no locks on the players' side), which keeps one HDR histogram per latency
+//! metric per 1-second interval, running totals, the per-second time series,
+//! and the facts the delivery checker needs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::checker::{MemberRecord, RangeSet};
+
+/// Latencies are recorded in microseconds, 1 µs to 10 min, 3 significant digits.
+const MAX_US: u64 = 600_000_000;
+
+/// The latency metrics, in the order of the `.hlog` tags.
+pub const LATENCIES: [&str; 5] = ["fanout", "ack", "connect", "join", "reconnect"];
+
+#[derive(Debug)]
+pub enum Sample {
+    /// A latency of metric `LATENCIES[metric]`.
+    Latency {
+        metric: usize,
+        us: u64,
+    },
+    Act,
+    Ack {
+        room: u32,
+        seq: u64,
+        us: u64,
+    },
+    Delivery {
+        us: u64,
+    },
+    /// `delta` players in their room (+1 joined, −1 gone).
+    Online(i32),
+    Error(&'static str),
+    /// A seat's record, sent when the seat ends (left, lost, or run over).
+    Member(Box<MemberRecord>),
+}
+
+pub fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts.
+    Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// Percentiles of one histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// One second of the run (a row of `timeseries` in `run.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    /// Seconds since the run started (end of the interval).
+    pub t: u64,
+    /// Players in their room at the end of the second.
+    pub players: i64,
+    /// The load shape's target for this second.
+    pub target: f64,
+    pub acts: u64,
+    pub events_delivered: u64,
+    pub fanout_ms: Percentiles,
+    pub ack_ms: Percentiles,
+    pub errors: u64,
+    /// CPU used by the generator process, % of one core.
+    pub generator_cpu_pct: f64,
+}
+
+/// Counters and histograms of one interval (or of the whole run).
+#[derive(Debug)]
+pub struct Window {
+    pub latencies: Vec<Histogram<u64>>,
+    pub acts: u64,
+    pub deliveries: u64,
+    pub errors: BTreeMap<&'static str, u64>,
+}
+
+impl Window {
+    pub fn new() -> Window {
+        Window {
+            latencies: LATENCIES.iter().map(|_| histogram()).collect(),
+            acts: 0,
+            deliveries: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn record(&mut self, metric: usize, us: u64) {
+        if let Some(h) = self.latencies.get_mut(metric) {
+            h.saturating_record(us.max(1));
+        }
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn latency(&self, name: &str) -> &Histogram<u64> {
+        let i = LATENCIES.iter().position(|l| *l == name).unwrap_or(0);
+        &self.latencies[i]
+    }
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window::new()
+    }
+}
+
+impl std::ops::AddAssign<&Window> for Window {
+    fn add_assign(&mut self, other: &Window) {
+        for (mine, theirs) in self.latencies.iter_mut().zip(&other.latencies) {
+            // Same bounds on both sides: adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+        self.acts += other.acts;
+        self.deliveries += other.deliveries;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// What the aggregator knows; the run reads it at each tick and at the end.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub current: Window,
+    pub total: Window,
+    pub online: i64,
+    pub peak_online: i64,
+    pub acked: HashMap<u32, RangeSet>,
+    pub members: Vec<MemberRecord>,
+    pub timeseries: Vec<Second>,
+}
+
+impl Ledger {
+    pub fn apply(&mut self, sample: Sample) {
+        let w = &mut self.current;
+        match sample {
+            Sample::Latency { metric, us } => w.record(metric, us),
+            Sample::Act => w.acts += 1,
+            Sample::Ack { room, seq, us } => {
+                w.record(1, us);
+                self.acked.entry(room).or_default().insert(seq);
+            }
+            Sample::Delivery { us } => {
+                w.record(0, us);
+                w.deliveries += 1;
+            }
+            Sample::Online(delta) => {
+                self.online += i64::from(delta);
+                self.peak_online = self.peak_online.max(self.online);
+            }
+            Sample::Error(kind) => *w.errors.entry(kind).or_default() += 1,
+            Sample::Member(record) => self.members.push(*record),
+        }
+    }
+
+    /// Closes the current interval: folds it into the totals, appends its row
+    /// and returns the interval for the `.hlog`.
+    pub fn close_second(&mut self, t: Duration, target: f64, generator_cpu_pct: f64) -> Window {
+        let window = std::mem::take(&mut self.current);
+        self.total += &window;
+        self.timeseries.push(Second {
+            t: t.as_secs_f64().round() as u64,
+            players: self.online,
+            target,
+            acts: window.acts,
+            events_delivered: window.deliveries,
+            fanout_ms: Percentiles::of(&window.latencies[0]),
+            ack_ms: Percentiles::of(&window.latencies[1]),
+            errors: window.errors_total(),
+            generator_cpu_pct,
+        });
+        window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_merge_exactly() {
+        let (mut a, mut b) = (Window::new(), Window::new());
+        for us in [100, 200, 300] {
+            a.record(0, us);
+        }
+        for us in [400, 500] {
+            b.record(0, us);
+        }
+        a.acts = 3;
+        b.acts = 2;
+        b.errors.insert("room_full", 1);
+        let mut total = Window::new();
+        total += &a;
+        total += &b;
+        assert_eq!(total.latencies[0].len(), 5);
+        assert_eq!(total.acts, 5);
+        assert_eq!(total.errors_total(), 1);
+        let p = Percentiles::of(&total.latencies[0]);
+        assert!((p.max - 0.5).abs() < 0.001, "{p:?}");
+        assert!((p.p50 - 0.3).abs() < 0.001, "{p:?}");
+    }
+
+    #[test]
+    fn seconds_fold_into_totals_and_rows() {
+        let mut ledger = Ledger::default();
+        ledger.apply(Sample::Online(2));
+        ledger.apply(Sample::Act);
+        ledger.apply(Sample::Delivery { us: 1500 });
+        ledger.apply(Sample::Delivery { us: 2500 });
+        ledger.apply(Sample::Ack {
+            room: 0,
+            seq: 1,
+            us: 800,
+        });
+        let window = ledger.close_second(Duration::from_secs(1), 2.0, 10.0);
+        assert_eq!(window.deliveries, 2);
+        ledger.apply(Sample::Online(-1));
+        ledger.apply(Sample::Error("unavailable"));
+        ledger.close_second(Duration::from_secs(2), 1.0, 10.0);
+        assert_eq!(ledger.timeseries.len(), 2);
+        assert_eq!(ledger.timeseries[0].events_delivered, 2);
+        assert_eq!(ledger.timeseries[1].players, 1);
+        assert_eq!(ledger.total.deliveries, 2);
+        assert_eq!(ledger.total.errors_total(), 1);
+        assert_eq!(ledger.peak_online, 2);
+        assert!(ledger.acked[&0].contains(1));
+    }
+}

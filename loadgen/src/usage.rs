@@ -1,0 +1,87 @@
+//! The generator's own CPU and memory, read from `/proc/self` — so a run can
+//! tell when the generator, not the system, was the bottleneck.
+
+use std::time::Instant;
+
+/// CPU time of this process between calls, as % of one core.
+#[derive(Debug)]
+pub struct CpuClock {
+    last_ticks: u64,
+    last_at: Instant,
+    ticks_per_second: f64,
+}
+
+/// utime + stime of a process, in clock ticks (fields 14 and 15 of `stat`).
+pub fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields restart after ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Resident set size of a process, in KiB.
+pub fn rss_kib(pid: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+pub fn clock_ticks_per_second() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100.0, |t| t as f64)
+}
+
+impl CpuClock {
+    pub fn start() -> CpuClock {
+        CpuClock {
+            last_ticks: cpu_ticks("self").unwrap_or(0),
+            last_at: Instant::now(),
+            ticks_per_second: clock_ticks_per_second(),
+        }
+    }
+
+    pub fn percent_since_last(&mut self) -> f64 {
+        let ticks = cpu_ticks("self").unwrap_or(self.last_ticks);
+        let seconds = self.last_at.elapsed().as_secs_f64();
+        let used = ticks.saturating_sub(self.last_ticks) as f64 / self.ticks_per_second;
+        self.last_ticks = ticks;
+        self.last_at = Instant::now();
+        if seconds > 0.0 {
+            100.0 * used / seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        rss_kib("self").unwrap_or(0) as f64 / 1024.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_process() {
+        assert!(cpu_ticks("self").is_some());
+        assert!(rss_kib("self").is_some_and(|kib| kib > 0));
+        let mut clock = CpuClock::start();
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed().as_millis() < 50 {
+            x = x.wrapping_add(1);
+        }
+        assert!(x > 0);
+        assert!(clock.percent_since_last() >= 0.0);
+    }
+}
