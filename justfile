@@ -2,18 +2,42 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Everything CI checks: formatting, lints, unit and integration tests (real Redis).
+tierlab := "target/release/tierlab"
+
+# Everything CI checks: formatting, lints, unit and integration tests (real Redis, HAProxy).
 test:
     @command -v redis-server >/dev/null || { echo "redis-server is not on PATH: apt-get install -y redis-server"; exit 1; }
+    @command -v haproxy >/dev/null || { echo "haproxy is not on PATH: apt-get install -y haproxy"; exit 1; }
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo build --workspace --bins --locked
     cargo test --workspace --locked
 
-# Start a local tier-2 topology (Redis + 3 replicas + HAProxy) until Ctrl-C.
-bench-tier2:
-    cargo build --release --locked -p tierlab-server
-    scripts/tier2-up.sh
+# Build the release binaries the benchmarks use.
+build:
+    cargo build --release --locked -p tierlab-server -p tierlab-loadgen
 
-# One replica by hand (memory state unless REDIS_URL is set).
+# The main job: 3 replicas + Redis + HAProxy, ramp, hold, ramp down (< 5 min).
+bench-tier2 *ARGS: build
+    {{tierlab}} run scenarios/tier2.toml {{ARGS}}
+
+# The single-server baseline: one replica, memory state.
+bench-tier1 *ARGS: build
+    {{tierlab}} run scenarios/tier1.toml {{ARGS}}
+
+# Server fan-out: rooms of 10 across 3 replicas + Redis, then the memory-mode baseline.
+bench-server *ARGS: build
+    {{tierlab}} run scenarios/bench-server.toml {{ARGS}}
+    {{tierlab}} run scenarios/bench-server.toml --set topology.state=memory --set topology.replicas=1 {{ARGS}}
+
+# Generator cost: memory per idle connected player.
+bench-generator *ARGS: build
+    {{tierlab}} run scenarios/idle.toml {{ARGS}}
+
+# Run any scenario: just run scenarios/smoke.toml --set population.rooms=20
+run SCENARIO *ARGS: build
+    {{tierlab}} run {{SCENARIO}} {{ARGS}}
+
+# One replica by hand (add --state memory to run without Redis).
 serve *ARGS:
     cargo run --release --locked -p tierlab-server -- {{ARGS}}

@@ -505,8 +505,8 @@ impl Report {
 
     /// Closes a second: time series, hlog, partial run.json, progress line.
     fn tick(&mut self, ledger: &mut Ledger, target: f64, elapsed: Duration) {
-        let cpu = self.cpu.percent_since_last();
-        let window = ledger.close_second(elapsed, target, cpu);
+        let generator = (self.cpu.percent_since_last(), self.cpu.rss_mib());
+        let window = ledger.close_second(elapsed, target, generator);
         let length = elapsed.saturating_sub(self.last_tick);
         if let Err(e) = self.hlog.append(&window, self.last_tick, length) {
             tracing::warn!(error = %e, path = %self.hlog.path().display(), "cannot append to the histogram log");

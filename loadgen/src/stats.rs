@@ -87,6 +87,8 @@ pub struct Second {
     pub errors: u64,
     /// CPU used by the generator process, % of one core.
     pub generator_cpu_pct: f64,
+    /// Resident memory of the generator process.
+    pub generator_rss_mib: f64,
 }
 
 /// Counters and histograms of one interval (or of the whole run).
@@ -181,7 +183,8 @@ impl Ledger {
 
     /// Closes the current interval: folds it into the totals, appends its row
     /// and returns the interval for the `.hlog`.
-    pub fn close_second(&mut self, t: Duration, target: f64, generator_cpu_pct: f64) -> Window {
+    pub fn close_second(&mut self, t: Duration, target: f64, generator: (f64, f64)) -> Window {
+        let (generator_cpu_pct, generator_rss_mib) = generator;
         let window = std::mem::take(&mut self.current);
         self.total += &window;
         self.timeseries.push(Second {
@@ -194,6 +197,7 @@ impl Ledger {
             ack_ms: Percentiles::of(&window.latencies[1]),
             errors: window.errors_total(),
             generator_cpu_pct,
+            generator_rss_mib,
         });
         window
     }
@@ -238,11 +242,11 @@ mod tests {
             seq: 1,
             us: 800,
         });
-        let window = ledger.close_second(Duration::from_secs(1), 2.0, 10.0);
+        let window = ledger.close_second(Duration::from_secs(1), 2.0, (10.0, 5.0));
         assert_eq!(window.deliveries, 2);
         ledger.apply(Sample::Online(-1));
         ledger.apply(Sample::Error("unavailable"));
-        ledger.close_second(Duration::from_secs(2), 1.0, 10.0);
+        ledger.close_second(Duration::from_secs(2), 1.0, (10.0, 5.0));
         assert_eq!(ledger.timeseries.len(), 2);
         assert_eq!(ledger.timeseries[0].events_delivered, 2);
         assert_eq!(ledger.timeseries[1].players, 1);

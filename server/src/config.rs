@@ -111,6 +111,9 @@ pub struct Args {
     /// Longest a graceful shutdown waits for clients to go.
     #[arg(long, env = "TIERLAB_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+    /// Runtime worker threads (1 = a single-threaded runtime; default: one per core).
+    #[arg(long, env = "TIERLAB_WORKERS")]
+    pub workers: Option<usize>,
     /// WebSocket read buffer per connection, bytes.
     #[arg(long, env = "TIERLAB_WS_READ_BUFFER", default_value_t = 4096)]
     pub ws_read_buffer: usize,
@@ -144,6 +147,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub ws_read_buffer: usize,
     pub ws_write_buffer: usize,
+    pub workers: usize,
 }
 
 /// A flag combination that cannot work.
@@ -245,6 +249,9 @@ impl Config {
             drain_timeout: args.drain_timeout,
             ws_read_buffer: args.ws_read_buffer,
             ws_write_buffer: args.ws_write_buffer,
+            workers: args
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         })
     }
 

@@ -1,0 +1,195 @@
+//! End to end: `tierlab run` against a real local tier 2 (redis-server, two
+//! tierlab-server replicas, HAProxy) — the smoke scenario must connect,
+//! deliver, lose nothing and write a run.json that matches its schema; an
+//! interrupted run must leave a partial run.json and no processes behind.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `tierlab` with the `tierlab-server` built beside it.
+fn tierlab() -> Command {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_tierlab"));
+    let server = bin.with_file_name("tierlab-server");
+    assert!(
+        server.exists(),
+        "{} is missing: build it first (cargo build -p tierlab-server; `just test` does)",
+        server.display()
+    );
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(workspace());
+    cmd
+}
+
+fn read_run(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+fn schema_errors(record: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("docs/run.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    validator
+        .iter_errors(record)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
+
+/// Processes the run started (its `processes.txt`) that are still alive.
+fn leftovers(dir: &Path) -> Vec<String> {
+    let ledger = std::fs::read_to_string(dir.join("processes.txt")).unwrap_or_default();
+    ledger
+        .lines()
+        .filter(|line| {
+            let pid = line.split_whitespace().nth(1).unwrap_or("0");
+            // Alive and not a zombie waiting for a parent that is gone.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn smoke_run_delivers_everything_and_writes_a_valid_record() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("smoke");
+    let result = tierlab()
+        .args(["run", "scenarios/smoke.toml", "--quiet", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "exit {:?}\n{}\n{}",
+        result.status.code(),
+        stdout,
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some(dir.to_str().unwrap()),
+        "last line is the run directory"
+    );
+    let record = read_run(&dir);
+    assert_eq!(schema_errors(&record), Vec::<String>::new());
+    assert_eq!(record["partial"], false);
+    assert_eq!(record["summary"]["peak_players"], 50);
+    assert!(record["summary"]["events_delivered"].as_u64().unwrap() > 500);
+    assert_eq!(record["checker"]["lost"], 0);
+    assert_eq!(record["checker"]["duplicated"], 0);
+    assert!(record["checker"]["acked"].as_u64().unwrap() > 100);
+    assert!(record["slo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["pass"] == true));
+    assert!(record["timeseries"].as_array().unwrap().len() >= 4);
+    let hlog = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
+    assert!(hlog.starts_with("#[Histogram log format version 1.3]"));
+    assert!(hlog.lines().any(|l| l.starts_with("Tag=fanout,")));
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn a_broken_scenario_is_refused_before_anything_starts() {
+    let out = tempfile::tempdir().unwrap();
+    let bad = out.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\n[topology]\nreplicas = \"three\"\n").unwrap();
+    let result = tierlab().arg("run").arg(&bad).output().unwrap();
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("bad.toml:3:") && stderr.contains("topology.replicas"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_slo_exits_99() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("strict");
+    let result = tierlab()
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--quiet",
+            "--set",
+            "slo=[\"p50(fanout) < 1us\"]",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        result.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let record = read_run(&dir);
+    assert_eq!(record["slo"][0]["pass"], false);
+}
+
+#[test]
+fn an_interrupted_run_leaves_a_partial_record_and_no_processes() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("interrupted");
+    let mut child = tierlab()
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--quiet",
+            "--set",
+            "load.stages=[{to=50,over=\"1s\"},{to=50,over=\"60s\"}]",
+            "--set",
+            "load.max_duration=\"2m\"",
+            "--out",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let players = std::fs::read_to_string(dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|r| r["summary"]["peak_players"].as_i64());
+        if players == Some(50) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "run never reached its players");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The detector sees Redis, both replicas and HAProxy while they run.
+    assert_eq!(leftovers(&dir).len(), 4, "{:?}", leftovers(&dir));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let record = read_run(&dir);
+    assert_eq!(record["partial"], true);
+    assert_eq!(record["ended"], "interrupted");
+    assert_eq!(schema_errors(&record), Vec::<String>::new());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
