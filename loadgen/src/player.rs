@@ -206,7 +206,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
         next_id: 0,
         pending: VecDeque::new(),
     };
-    let Some(mut held) = player.enter(None, &stop).await else {
+    let Some(mut held) = Box::pin(player.enter(None, &stop)).await else {
         return;
     };
     loop {
@@ -222,7 +222,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                 let _ = send(&mut held.ws, &ClientFrame::Leave).await;
                 let _ = held.ws.close(None).await;
                 player.end_seat(held);
-                let Some(next) = player.enter(None, &stop).await else {
+                let Some(next) = Box::pin(player.enter(None, &stop)).await else {
                     return;
                 };
                 held = next;
@@ -234,10 +234,10 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                 } else {
                     let _ = held.ws.close(None).await;
                 }
-                match player
-                    .enter(Some((&held.session, held.record.last_seen())), &stop)
-                    .await
-                {
+                // Entering (connect + handshake) is a large future needed only
+                // briefly: boxed, it does not weigh on every idle player's task.
+                let since = held.record.last_seen();
+                match Box::pin(player.enter(Some((&held.session, since)), &stop)).await {
                     Some(resumed) => {
                         held.ws = resumed.ws;
                     }
@@ -245,7 +245,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                         // Could not get the seat back: what it saw stands as
                         // a member who left; a fresh seat starts over.
                         player.end_seat_offline(held);
-                        let Some(next) = player.enter(None, &stop).await else {
+                        let Some(next) = Box::pin(player.enter(None, &stop)).await else {
                             return;
                         };
                         held = next;
@@ -467,5 +467,36 @@ impl Player {
             .iter()
             .position(|(pending, _)| *pending == id)?;
         self.pending.remove(at).map(|(_, sent)| sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_player_task_stays_small() {
+        let (samples, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let arena = Arc::new(Arena {
+            behaviour: Behaviour::default(),
+            started: Instant::now(),
+            samples,
+            name_prefix: "p".into(),
+            quiesce: CancellationToken::new(),
+        });
+        let seat = Seat {
+            index: 0,
+            room_index: 0,
+            room: "ROOM22".into(),
+            url: "ws://127.0.0.1:1/ws".into(),
+            idle: true,
+        };
+        let task = play(arena, seat, CancellationToken::new());
+        let size = std::mem::size_of_val(&task);
+        eprintln!("player task: {size} bytes");
+        assert!(
+            size <= 2048,
+            "a player task of {size} bytes: box what is not needed while playing"
+        );
     }
 }
