@@ -214,7 +214,10 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
             Ending::Stop => {
                 let _ = send(&mut held.ws, &ClientFrame::Leave).await;
                 let _ = held.ws.close(None).await;
-                held.record.stayed = true;
+                // Stopped after the run went quiet and drained: it stayed to
+                // the end and is owed every acked event. Stopped earlier (a
+                // ramp-down): it left, and is owed only what came before.
+                held.record.stayed = player.arena.quiesce.is_cancelled();
                 player.end_seat(held);
                 return;
             }
