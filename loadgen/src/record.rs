@@ -128,6 +128,8 @@ pub struct Generator {
     pub cpu_pct_capacity: f64,
     pub saturated: bool,
     pub rss_mib: f64,
+    /// The worst second's CPU steal on this machine (see `timeseries[].steal_pct`).
+    pub steal_pct_max: f64,
     pub warning: Option<String>,
 }
 

@@ -22,7 +22,7 @@ use crate::record::{
 };
 use crate::scenario::{CreateVia, Metric, Model, Scenario, Stat, Via};
 use crate::shape::Shape;
-use crate::stats::{Ledger, Sample, Window};
+use crate::stats::{self, Ledger, Sample, Window};
 use crate::topology::{Topology, TopologyError};
 use crate::usage::CpuClock;
 
@@ -505,8 +505,12 @@ impl Report {
 
     /// Closes a second: time series, hlog, partial run.json, progress line.
     fn tick(&mut self, ledger: &mut Ledger, target: f64, elapsed: Duration) {
-        let generator = (self.cpu.percent_since_last(), self.cpu.rss_mib());
-        let window = ledger.close_second(elapsed, target, generator);
+        let machine = stats::Machine {
+            generator_cpu_pct: self.cpu.percent_since_last(),
+            generator_rss_mib: self.cpu.rss_mib(),
+            steal_pct: self.cpu.steal_since_last(),
+        };
+        let window = ledger.close_second(elapsed, target, machine);
         let length = elapsed.saturating_sub(self.last_tick);
         if let Err(e) = self.hlog.append(&window, self.last_tick, length) {
             tracing::warn!(error = %e, path = %self.hlog.path().display(), "cannot append to the histogram log");
@@ -631,6 +635,11 @@ fn generator(record: &RunRecord, rss_mib: f64) -> Generator {
     let capacity = 100.0 * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let median = cpu.get(cpu.len() / 2).copied().unwrap_or(0.0);
     let max = cpu.last().copied().unwrap_or(0.0);
+    let steal = record
+        .timeseries
+        .iter()
+        .map(|s| s.steal_pct)
+        .fold(0.0, f64::max);
     let saturated = record
         .timeseries
         .windows(3)
@@ -641,6 +650,7 @@ fn generator(record: &RunRecord, rss_mib: f64) -> Generator {
         cpu_pct_capacity: capacity,
         saturated,
         rss_mib,
+        steal_pct_max: steal,
         warning: saturated.then(|| {
             "the generator used ≥ 90 % of its CPU for 3 s or more: latencies may be the generator's, not the system's".to_owned()
         }),

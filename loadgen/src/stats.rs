@@ -89,6 +89,16 @@ pub struct Second {
     pub generator_cpu_pct: f64,
     /// Resident memory of the generator process.
     pub generator_rss_mib: f64,
+    /// CPU time the hypervisor stole from this machine, % of all its CPU time.
+    pub steal_pct: f64,
+}
+
+/// What the machine and the generator did during one second.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Machine {
+    pub generator_cpu_pct: f64,
+    pub generator_rss_mib: f64,
+    pub steal_pct: f64,
 }
 
 /// Counters and histograms of one interval (or of the whole run).
@@ -183,8 +193,7 @@ impl Ledger {
 
     /// Closes the current interval: folds it into the totals, appends its row
     /// and returns the interval for the `.hlog`.
-    pub fn close_second(&mut self, t: Duration, target: f64, generator: (f64, f64)) -> Window {
-        let (generator_cpu_pct, generator_rss_mib) = generator;
+    pub fn close_second(&mut self, t: Duration, target: f64, machine: Machine) -> Window {
         let window = std::mem::take(&mut self.current);
         self.total += &window;
         self.timeseries.push(Second {
@@ -196,8 +205,9 @@ impl Ledger {
             fanout_ms: Percentiles::of(&window.latencies[0]),
             ack_ms: Percentiles::of(&window.latencies[1]),
             errors: window.errors_total(),
-            generator_cpu_pct,
-            generator_rss_mib,
+            generator_cpu_pct: machine.generator_cpu_pct,
+            generator_rss_mib: machine.generator_rss_mib,
+            steal_pct: machine.steal_pct,
         });
         window
     }
@@ -242,11 +252,11 @@ mod tests {
             seq: 1,
             us: 800,
         });
-        let window = ledger.close_second(Duration::from_secs(1), 2.0, (10.0, 5.0));
+        let window = ledger.close_second(Duration::from_secs(1), 2.0, Machine::default());
         assert_eq!(window.deliveries, 2);
         ledger.apply(Sample::Online(-1));
         ledger.apply(Sample::Error("unavailable"));
-        ledger.close_second(Duration::from_secs(2), 1.0, (10.0, 5.0));
+        ledger.close_second(Duration::from_secs(2), 1.0, Machine::default());
         assert_eq!(ledger.timeseries.len(), 2);
         assert_eq!(ledger.timeseries[0].events_delivered, 2);
         assert_eq!(ledger.timeseries[1].players, 1);

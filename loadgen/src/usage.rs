@@ -3,12 +3,28 @@
 
 use std::time::Instant;
 
-/// CPU time of this process between calls, as % of one core.
+/// CPU time of this process between calls, as % of one core, and the
+/// machine's steal time (a hypervisor giving our cores to someone else).
 #[derive(Debug)]
 pub struct CpuClock {
     last_ticks: u64,
     last_at: Instant,
     ticks_per_second: f64,
+    last_machine: (u64, u64),
+}
+
+/// (all ticks, steal ticks) of the machine, from the `cpu` line of /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (fields.iter().sum(), fields.get(7).copied().unwrap_or(0))
 }
 
 /// utime + stime of a process, in clock ticks (fields 14 and 15 of `stat`).
@@ -46,6 +62,20 @@ impl CpuClock {
             last_ticks: cpu_ticks("self").unwrap_or(0),
             last_at: Instant::now(),
             ticks_per_second: clock_ticks_per_second(),
+            last_machine: machine_ticks(),
+        }
+    }
+
+    /// Share of the machine's CPU time stolen by the hypervisor since the
+    /// last call, in percent: high values mean latencies are not ours.
+    pub fn steal_since_last(&mut self) -> f64 {
+        let (total, steal) = machine_ticks();
+        let (last_total, last_steal) = std::mem::replace(&mut self.last_machine, (total, steal));
+        let elapsed = total.saturating_sub(last_total);
+        if elapsed == 0 {
+            0.0
+        } else {
+            100.0 * steal.saturating_sub(last_steal) as f64 / elapsed as f64
         }
     }
 
@@ -83,5 +113,6 @@ mod tests {
         }
         assert!(x > 0);
         assert!(clock.percent_since_last() >= 0.0);
+        assert!((0.0..=100.0).contains(&clock.steal_since_last()));
     }
 }
