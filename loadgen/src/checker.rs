@@ -162,6 +162,11 @@ pub struct Finding {
     pub room: String,
     pub seq: u64,
     pub player: String,
+    /// The member's window: the seq of its join, the last seq it saw, and
+    /// whether it stayed to the end.
+    pub joined_at: u64,
+    pub last_seen: u64,
+    pub stayed: bool,
 }
 
 /// The checker's totals (the `checker` object of `run.json`).
@@ -211,6 +216,9 @@ pub fn check(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Ver
                 room: member.room.clone(),
                 seq,
                 player: member.player.clone(),
+                joined_at: member.joined_at,
+                last_seen: member.last_seen(),
+                stayed: member.stayed,
             });
         }
         let never_acked = member.seen.difference(room_acks, 0, u64::MAX);

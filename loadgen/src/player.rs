@@ -392,7 +392,10 @@ impl Player {
             let wait = Duration::from_micros(intended.saturating_sub(self.arena.now_us()));
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ending::Stop,
+                _ = stop.cancelled() => {
+                    self.read_what_arrived(held);
+                    return Ending::Stop;
+                }
                 message = held.ws.next() => match message {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(ending) = self.on_frame(held, text.as_str()) {
@@ -403,13 +406,37 @@ impl Player {
                     Some(Ok(_)) => {}
                 },
                 _ = tokio::time::sleep(wait), if acting && !self.arena.quiesce.is_cancelled() => {
+                    // The timer may have been armed before the run went quiet:
+                    // an act now would land at the very end of the drain.
+                    if self.arena.quiesce.is_cancelled() {
+                        continue;
+                    }
                     if !self.act(held, intended).await {
                         return Ending::Dropped { deliberate: false };
                     }
                     intended = self.next_act(intended);
                 }
-                _ = &mut churn => return Ending::Churn,
-                _ = &mut reconnect => return Ending::Dropped { deliberate: true },
+                // Winding down, players only read: a reconnect now could leave
+                // its replay unread when the run stops.
+                _ = &mut churn, if !self.arena.quiesce.is_cancelled() => return Ending::Churn,
+                _ = &mut reconnect, if !self.arena.quiesce.is_cancelled() => {
+                    return Ending::Dropped { deliberate: true };
+                }
+            }
+        }
+    }
+
+    /// Reads every frame already received, without waiting for more, so a
+    /// player that stays to the end records everything that reached it.
+    fn read_what_arrived(&mut self, held: &mut Held) {
+        use futures_util::FutureExt;
+        for _ in 0..10_000 {
+            match held.ws.next().now_or_never() {
+                Some(Some(Ok(Message::Text(text)))) => {
+                    let _ = self.on_frame(held, text.as_str());
+                }
+                Some(Some(Ok(_))) => {}
+                _ => return,
             }
         }
     }

@@ -49,7 +49,10 @@ fn a_gap_is_lost_and_named() {
             kind: "lost",
             room: "R".into(),
             seq: 3,
-            player: "a".into()
+            player: "a".into(),
+            joined_at: 0,
+            last_seen: 5,
+            stayed: true,
         }]
     );
 }
