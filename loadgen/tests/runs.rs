@@ -29,6 +29,18 @@ fn tierlab() -> Command {
     cmd
 }
 
+/// `tierlab run scenarios/smoke.toml --quiet --out DIR` with `overrides`
+/// (`key=value`, each passed as `--set`).
+fn run_smoke(dir: &Path, overrides: &[&str]) -> std::process::Output {
+    let mut cmd = tierlab();
+    cmd.args(["run", "scenarios/smoke.toml", "--quiet", "--out"])
+        .arg(dir);
+    for set in overrides {
+        cmd.args(["--set", set]);
+    }
+    cmd.output().unwrap()
+}
+
 fn read_run(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
 }
@@ -67,11 +79,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 fn smoke_run_delivers_everything_and_writes_a_valid_record() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("smoke");
-    let result = tierlab()
-        .args(["run", "scenarios/smoke.toml", "--quiet", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let result = run_smoke(&dir, &[]);
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(
         result.status.success(),
@@ -123,18 +131,7 @@ fn a_broken_scenario_is_refused_before_anything_starts() {
 fn a_failed_slo_exits_99() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("strict");
-    let result = tierlab()
-        .args([
-            "run",
-            "scenarios/smoke.toml",
-            "--quiet",
-            "--set",
-            "slo=[\"p50(fanout) < 1us\"]",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let result = run_smoke(&dir, &["slo=[\"p50(fanout) < 1us\"]"]);
     assert_eq!(
         result.status.code(),
         Some(99),
@@ -200,20 +197,7 @@ fn assigned_rooms_and_resuming_players_lose_nothing() {
     let dir = out.path().join("assigned");
     // Every player drops and resumes about every 2 s; rooms are placed by
     // the registry and players connect straight to the assigned replica.
-    let result = tierlab()
-        .args([
-            "run",
-            "scenarios/smoke.toml",
-            "--quiet",
-            "--set",
-            "topology.via=assigned",
-            "--set",
-            "behaviour.reconnect=30",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let result = run_smoke(&dir, &["topology.via=assigned", "behaviour.reconnect=30"]);
     assert!(
         result.status.success(),
         "{}",

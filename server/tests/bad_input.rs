@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Client, Persistence, Redis, Replica};
+use support::{wait_registry, Client, Persistence, Redis, Replica};
 use tierlab_protocol::{ClientFrame, CloseReason, ErrorCode, ServerFrame};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -190,13 +190,7 @@ async fn drain_tells_clients_to_reconnect_and_stops() {
     let mut c = Client::connect(&replica.ws()).await;
     let room = c.create(4).await;
     c.join(&room, "p1").await;
-    let servers: serde_json::Value = reqwest::get(replica.http("/api/servers"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(servers[0]["server"], "srv-a");
+    wait_registry(&replica, |ids| ids == ["srv-a"]).await;
     let stopping = tokio::spawn(async move {
         replica.stop().await;
         replica
@@ -209,19 +203,9 @@ async fn drain_tells_clients_to_reconnect_and_stops() {
         reqwest::get(replica.http("/ready")).await.is_err(),
         "stopped listening"
     );
-    // It left the registry on the way out.
+    // It left the registry on the way out (its entry would otherwise stay
+    // listed for three heartbeats, 6 s).
     let other = Replica::redis(&redis, "srv-b", &[]).await;
-    let servers: serde_json::Value = reqwest::get(other.http("/api/servers"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = servers
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["server"].as_str())
-        .collect();
-    assert!(!ids.contains(&"srv-a"), "{ids:?}");
+    let ids = wait_registry(&other, |ids| ids.contains(&"srv-b".to_owned())).await;
+    assert!(!ids.contains(&"srv-a".to_owned()), "{ids:?}");
 }

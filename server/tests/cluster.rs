@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{seqs, wait_health, Client, Persistence, Redis, Replica, ReplicaProcess, WAIT};
+use support::{
+    get_json, seqs, wait_health, Client, Persistence, Redis, Replica, ReplicaProcess, WAIT,
+};
 use tierlab_protocol::{ClientFrame, Data, ErrorCode, ServerFrame};
 
 async fn metric(replica: &Replica, name: &str) -> f64 {
@@ -192,14 +194,7 @@ async fn registry_places_rooms_on_the_least_loaded_live_replica() {
     let servers_url = busy.http("/api/servers");
     let deadline = Instant::now() + WAIT;
     loop {
-        let servers: Value = http
-            .get(&servers_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let servers: Value = get_json(&servers_url).await;
         let busy_load = servers
             .as_array()
             .unwrap()
@@ -233,14 +228,7 @@ async fn registry_places_rooms_on_the_least_loaded_live_replica() {
     idle.kill();
     let deadline = Instant::now() + WAIT;
     loop {
-        let servers: Value = http
-            .get(&servers_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let servers: Value = get_json(&servers_url).await;
         if servers.as_array().unwrap().len() == 1 {
             assert_eq!(servers[0]["server"], "srv-busy");
             break;

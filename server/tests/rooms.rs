@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{seqs, Client, Persistence, Redis, Replica};
+use support::{get_json, seqs, Client, Persistence, Redis, Replica};
 use tierlab_protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// Two replicas on one Redis (or one memory replica twice) plus the Redis
@@ -168,14 +168,7 @@ async fn leave_ping_and_the_rest_api(setup: Setup) {
     p2.join(&room, "p2").await;
     p1.act(1, "{}").await;
     p2.events(1).await;
-    let info: Value = http
-        .get(setup.second().http(&format!("/api/rooms/{room}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&setup.second().http(&format!("/api/rooms/{room}"))).await;
     assert_eq!(
         info,
         json!({"room": room, "game": "quiz", "max_players": 10, "members": 2, "seq": 1})
@@ -189,14 +182,7 @@ async fn leave_ping_and_the_rest_api(setup: Setup) {
     assert_eq!(p2.recv().await, ServerFrame::Pong { id: 4 });
     p1.act(2, "{}").await;
     p2.expect_silence(Duration::from_millis(300)).await;
-    let info: Value = http
-        .get(setup.a.http(&format!("/api/rooms/{room}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&setup.a.http(&format!("/api/rooms/{room}"))).await;
     assert_eq!(info["members"], 1, "a left seat is free at once");
 
     let missing = http

@@ -274,6 +274,31 @@ impl Drop for ReplicaProcess {
     }
 }
 
+/// GET `url` and parse its JSON body.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// Polls `GET /api/servers` of `replica` until the live replica ids satisfy
+/// `want`; returns them. (Right after start-up a replica may not have
+/// reached Redis or sent its first heartbeat yet.)
+pub async fn wait_registry(replica: &Replica, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let url = replica.http("/api/servers");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ids: Option<Vec<String>> = get_json(&url).await.as_array().map(|list| {
+            list.iter()
+                .filter_map(|s| s["server"].as_str().map(str::to_owned))
+                .collect()
+        });
+        if let Some(ids) = ids.filter(|ids| want(ids)) {
+            return ids;
+        }
+        assert!(Instant::now() < deadline, "the registry never looked as expected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn wait_ready(addr: SocketAddr) {
     let url = format!("http://{addr}/ready");
     let deadline = Instant::now() + WAIT;
