@@ -294,7 +294,10 @@ pub async fn wait_registry(replica: &Replica, want: impl Fn(&[String]) -> bool) 
         if let Some(ids) = ids.filter(|ids| want(ids)) {
             return ids;
         }
-        assert!(Instant::now() < deadline, "the registry never looked as expected");
+        assert!(
+            Instant::now() < deadline,
+            "the registry never looked as expected"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
