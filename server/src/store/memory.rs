@@ -113,7 +113,7 @@ impl Store for MemoryStore {
     async fn create_room(&self, spec: &RoomSpec, _host: &str) -> Result<String, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
-        loop {
+        for _ in 0..super::CREATE_ATTEMPTS {
             let code = ids::room_code();
             if state.room(&code, now).is_none() {
                 state.rooms.insert(
@@ -129,6 +129,7 @@ impl Store for MemoryStore {
                 return Ok(code);
             }
         }
+        Err(StoreError::Unavailable(super::CODE_SPACE_CROWDED.into()))
     }
 
     async fn room_info(&self, code: &str) -> Result<Option<RoomInfo>, StoreError> {

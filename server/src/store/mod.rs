@@ -132,6 +132,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn health(&self) -> StoreHealth;
 }
 
+/// Random codes tried before `create_room` gives up (31^6 ≈ 8.9e8 codes:
+/// eight collisions in a row mean the space is nearly full).
+const CREATE_ATTEMPTS: usize = 8;
+const CODE_SPACE_CROWDED: &str = "could not find a free room code; the code space is crowded";
+
 /// Where a store sends what its bus carries.
 pub type BusSender = UnboundedSender<BusMsg>;
 

@@ -30,7 +30,6 @@ use crate::ids;
 use crate::metrics::Metrics;
 
 const SERVERS_KEY: &str = "tierlab:servers";
-const CREATE_ATTEMPTS: usize = 8;
 
 fn server_key(id: &str) -> String {
     format!("tierlab:server:{id}")
@@ -276,7 +275,7 @@ impl Store for RedisStore {
         };
         let meta =
             serde_json::to_string(&meta).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        for _ in 0..CREATE_ATTEMPTS {
+        for _ in 0..super::CREATE_ATTEMPTS {
             let code = ids::room_code();
             let set = redis::cmd("SET")
                 .arg(RoomKeys::new(&code).meta())
@@ -294,9 +293,7 @@ impl Store for RedisStore {
                 return Ok(code);
             }
         }
-        Err(StoreError::Unavailable(
-            "could not find a free room code; the code space is crowded".into(),
-        ))
+        Err(StoreError::Unavailable(super::CODE_SPACE_CROWDED.into()))
     }
 
     async fn room_info(&self, room: &str) -> Result<Option<RoomInfo>, StoreError> {
