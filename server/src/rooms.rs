@@ -155,12 +155,12 @@ impl Rooms {
     }
 
     /// Drops feeds idle for `idle` and unsubscribes them (unless a join
-    /// brought the room back meanwhile).
+    /// brought the room back meanwhile: the store decides that under the
+    /// same lock that orders subscriptions).
     pub async fn sweep(&self, idle: Duration) {
         for room in self.hub.sweep(idle) {
-            if !self.hub.has_feed(&room) {
-                self.store.unsubscribe(&room).await;
-            }
+            let abandoned = || !self.hub.has_feed(&room);
+            self.store.unsubscribe(&room, &abandoned).await;
         }
     }
 

@@ -277,7 +277,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn unsubscribe(&self, _room: &str) {}
+    async fn unsubscribe(&self, _room: &str, _abandoned: &(dyn Fn() -> bool + Send + Sync)) {}
 
     async fn heartbeat(&self, me: &ServerEntry, _ttl: Duration) -> Result<(), StoreError> {
         self.state().me = Some(me.clone());

@@ -124,7 +124,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn raise_seq(&self, room: &str, floor: u64) -> Result<u64, StoreError>;
     /// Starts delivering the room's events to the bus.
     async fn subscribe(&self, room: &str) -> Result<(), StoreError>;
-    async fn unsubscribe(&self, room: &str);
+    /// Stops delivering the room's events — if `abandoned()` still holds
+    /// once no subscribe of the same room can run concurrently (a join may
+    /// have brought the room back since the caller decided to drop it).
+    async fn unsubscribe(&self, room: &str, abandoned: &(dyn Fn() -> bool + Send + Sync));
     /// Announces this replica in the registry for `ttl`.
     async fn heartbeat(&self, me: &ServerEntry, ttl: Duration) -> Result<(), StoreError>;
     async fn servers(&self) -> Result<Vec<ServerEntry>, StoreError>;

@@ -493,8 +493,10 @@ impl Store for RedisStore {
         self.bus.subscribe(room, self.settings.timeout).await
     }
 
-    async fn unsubscribe(&self, room: &str) {
-        self.bus.unsubscribe(room, self.settings.timeout).await;
+    async fn unsubscribe(&self, room: &str, abandoned: &(dyn Fn() -> bool + Send + Sync)) {
+        self.bus
+            .unsubscribe(room, abandoned, self.settings.timeout)
+            .await;
     }
 
     async fn heartbeat(&self, me: &ServerEntry, ttl: Duration) -> Result<(), StoreError> {
@@ -613,8 +615,10 @@ impl Bus {
     }
 
     async fn subscribe(&self, room: &str, timeout: Duration) -> Result<(), StoreError> {
-        self.wanted().insert(room.to_owned());
+        // `wanted` changes only under the sink lock, so a subscribe and an
+        // unsubscribe of one room are ordered the same way in both places.
         let mut sink = self.sink.lock().await;
+        self.wanted().insert(room.to_owned());
         let Some(live) = sink.as_mut() else {
             return Err(StoreError::Unavailable("pub/sub is reconnecting".into()));
         };
@@ -625,9 +629,20 @@ impl Bus {
         }
     }
 
-    async fn unsubscribe(&self, room: &str, timeout: Duration) {
-        self.wanted().remove(room);
+    async fn unsubscribe(
+        &self,
+        room: &str,
+        abandoned: &(dyn Fn() -> bool + Send + Sync),
+        timeout: Duration,
+    ) {
         let mut sink = self.sink.lock().await;
+        // Checked under the lock: a join that re-created the room's feed has
+        // either already subscribed (and we must not undo it) or will
+        // subscribe after us.
+        if !abandoned() {
+            return;
+        }
+        self.wanted().remove(room);
         if let Some(live) = sink.as_mut() {
             // A failure here only leaves a channel we ignore; the next
             // reconnect drops it.
