@@ -108,6 +108,10 @@ pub struct Args {
     /// Interval of the replica's registry heartbeat.
     #[arg(long, env = "TIERLAB_HEARTBEAT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
+    /// How long a room's feed (and its Pub/Sub subscription) outlives its last
+    /// local member, in case someone comes back.
+    #[arg(long, env = "TIERLAB_FEED_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub feed_idle: Duration,
     /// Longest a graceful shutdown waits for clients to go.
     #[arg(long, env = "TIERLAB_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -144,6 +148,7 @@ pub struct Config {
     pub max_connections: u64,
     pub redis_timeout: Duration,
     pub heartbeat: Duration,
+    pub feed_idle: Duration,
     pub drain_timeout: Duration,
     pub ws_read_buffer: usize,
     pub ws_write_buffer: usize,
@@ -246,6 +251,7 @@ impl Config {
             max_connections: args.max_connections,
             redis_timeout: args.redis_timeout,
             heartbeat: args.heartbeat,
+            feed_idle: args.feed_idle,
             drain_timeout: args.drain_timeout,
             ws_read_buffer: args.ws_read_buffer,
             ws_write_buffer: args.ws_write_buffer,

@@ -3,15 +3,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tierlab_protocol::ServerEntry;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 
-/// Feeds without members are kept this long in case someone comes back.
-const FEED_IDLE: Duration = Duration::from_secs(30);
 /// A replica missing this many heartbeats drops out of the registry.
 const MISSED_HEARTBEATS: u32 = 3;
 
@@ -47,6 +45,6 @@ pub async fn run(state: Arc<AppState>, stop: CancellationToken) {
                 tracing::warn!(error = %e, "could not refresh seats");
             }
         }
-        state.rooms.sweep(FEED_IDLE).await;
+        state.rooms.sweep(config.feed_idle).await;
     }
 }

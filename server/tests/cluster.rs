@@ -258,3 +258,36 @@ async fn sigterm_drains_the_real_binary() {
     let status = replica.wait_exit(WAIT).expect("exited after draining");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swept_room_is_subscribed_again_when_someone_comes_back() {
+    let redis = Redis::start(Persistence::None);
+    let flags = ["--feed-idle", "100ms", "--heartbeat", "100ms"];
+    let a = Replica::redis(&redis, "srv-a", &flags).await;
+    let b = Replica::redis(&redis, "srv-b", &flags).await;
+    let mut sender = Client::connect(&a.ws()).await;
+    let room = sender.create(4).await;
+    sender.join(&room, "sender").await;
+    let mut first = Client::connect(&b.ws()).await;
+    first.join(&room, "first").await;
+    sender.act(1, "1").await;
+    assert_eq!(seqs(&first.events(1).await), vec![1]);
+    first.send(&ClientFrame::Leave).await;
+    first.close().await;
+    // B's feed for the room idles out and B unsubscribes.
+    let before = metric(&b, "tierlab_rooms").await;
+    let deadline = Instant::now() + WAIT;
+    while metric(&b, "tierlab_rooms").await >= before {
+        assert!(Instant::now() < deadline, "the idle feed was never swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sender.act(2, "2").await;
+    // Someone comes back to the room on B: events flow to B again.
+    let mut second = Client::connect(&b.ws()).await;
+    assert_eq!(second.join(&room, "second").await, 2);
+    for id in 3..=5 {
+        sender.act(id, "\"x\"").await;
+    }
+    assert_eq!(seqs(&second.events(3).await), vec![3, 4, 5]);
+    second.expect_silence(Duration::from_millis(200)).await;
+}
