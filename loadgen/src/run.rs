@@ -510,13 +510,13 @@ impl Report {
             generator_rss_mib: self.cpu.rss_mib(),
             steal_pct: self.cpu.steal_since_last(),
         };
-        let window = ledger.close_second(elapsed, target, machine);
+        let (window, row) = ledger.close_second(elapsed, target, machine);
         let length = elapsed.saturating_sub(self.last_tick);
         if let Err(e) = self.hlog.append(&window, self.last_tick, length) {
             tracing::warn!(error = %e, path = %self.hlog.path().display(), "cannot append to the histogram log");
         }
         self.last_tick = elapsed;
-        self.record.timeseries.clone_from(&ledger.timeseries);
+        self.record.timeseries.push(row);
         self.record.summary = Summary::of(&ledger.total, ledger.peak_online, elapsed);
         self.record.errors = errors_by_kind(&ledger.total);
         if let Err(e) = record::write_json(&self.dir, &self.record) {

@@ -165,7 +165,6 @@ pub struct Ledger {
     pub peak_online: i64,
     pub acked: HashMap<u32, RangeSet>,
     pub members: Vec<MemberRecord>,
-    pub timeseries: Vec<Second>,
 }
 
 impl Ledger {
@@ -191,12 +190,12 @@ impl Ledger {
         }
     }
 
-    /// Closes the current interval: folds it into the totals, appends its row
-    /// and returns the interval for the `.hlog`.
-    pub fn close_second(&mut self, t: Duration, target: f64, machine: Machine) -> Window {
+    /// Closes the current interval: folds it into the totals and returns it
+    /// (for the `.hlog`) with its row of the time series.
+    pub fn close_second(&mut self, t: Duration, target: f64, machine: Machine) -> (Window, Second) {
         let window = std::mem::take(&mut self.current);
         self.total += &window;
-        self.timeseries.push(Second {
+        let row = Second {
             t: t.as_secs_f64().round() as u64,
             players: self.online,
             target,
@@ -208,8 +207,8 @@ impl Ledger {
             generator_cpu_pct: machine.generator_cpu_pct,
             generator_rss_mib: machine.generator_rss_mib,
             steal_pct: machine.steal_pct,
-        });
-        window
+        };
+        (window, row)
     }
 }
 
@@ -252,14 +251,15 @@ mod tests {
             seq: 1,
             us: 800,
         });
-        let window = ledger.close_second(Duration::from_secs(1), 2.0, Machine::default());
+        let (window, first) = ledger.close_second(Duration::from_secs(1), 2.0, Machine::default());
         assert_eq!(window.deliveries, 2);
         ledger.apply(Sample::Online(-1));
         ledger.apply(Sample::Error("unavailable"));
-        ledger.close_second(Duration::from_secs(2), 1.0, Machine::default());
-        assert_eq!(ledger.timeseries.len(), 2);
-        assert_eq!(ledger.timeseries[0].events_delivered, 2);
-        assert_eq!(ledger.timeseries[1].players, 1);
+        let (_, second) = ledger.close_second(Duration::from_secs(2), 1.0, Machine::default());
+        assert_eq!((first.t, second.t), (1, 2));
+        assert_eq!(first.events_delivered, 2);
+        assert_eq!(second.players, 1);
+        assert_eq!(second.errors, 1);
         assert_eq!(ledger.total.deliveries, 2);
         assert_eq!(ledger.total.errors_total(), 1);
         assert_eq!(ledger.peak_online, 2);
