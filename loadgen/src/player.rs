@@ -47,9 +47,26 @@ pub struct Arena {
     /// Cancelled when the run winds down: players stop acting but keep
     /// reading, so events in flight still reach everyone before they leave.
     pub quiesce: CancellationToken,
+    /// The padding every act carries (`behaviour.payload` bytes), built once.
+    pad: String,
 }
 
 impl Arena {
+    pub fn new(
+        behaviour: Behaviour,
+        samples: UnboundedSender<Sample>,
+        name_prefix: String,
+    ) -> Arena {
+        Arena {
+            pad: "x".repeat(behaviour.payload as usize),
+            behaviour,
+            started: Instant::now(),
+            samples,
+            name_prefix,
+            quiesce: CancellationToken::new(),
+        }
+    }
+
     fn now_us(&self) -> u64 {
         self.started.elapsed().as_micros() as u64
     }
@@ -444,10 +461,9 @@ impl Player {
     async fn act(&mut self, held: &mut Held, intended: u64) -> bool {
         self.next_id += 1;
         let id = self.next_id;
-        let pad = "x".repeat(self.arena.behaviour.payload as usize);
         let json = format!(
-            r#"{{"t":{intended},"p":{},"pad":"{pad}"}}"#,
-            self.seat.index
+            r#"{{"t":{intended},"p":{},"pad":"{}"}}"#,
+            self.seat.index, self.arena.pad
         );
         let Ok(data) = Data::from_json(json) else {
             return true;
@@ -507,13 +523,7 @@ mod tests {
     #[test]
     fn a_player_task_stays_small() {
         let (samples, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let arena = Arc::new(Arena {
-            behaviour: Behaviour::default(),
-            started: Instant::now(),
-            samples,
-            name_prefix: "p".into(),
-            quiesce: CancellationToken::new(),
-        });
+        let arena = Arc::new(Arena::new(Behaviour::default(), samples, "p".into()));
         let seat = Seat {
             index: 0,
             room_index: 0,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tierlab_protocol::{ClientFrame, CreateRoom, RoomCreated, ServerFrame};
 use tokio::sync::mpsc;
@@ -105,13 +105,11 @@ async fn drive(
 ) -> Result<Outcome, RunError> {
     let rooms = create_rooms(scenario, topology).await?;
     let (samples, inbox) = mpsc::unbounded_channel();
-    let arena = Arc::new(Arena {
-        behaviour: scenario.behaviour.clone(),
-        started: Instant::now(),
+    let arena = Arc::new(Arena::new(
+        scenario.behaviour.clone(),
         samples,
-        name_prefix: scenario.population.name_prefix.clone(),
-        quiesce: CancellationToken::new(),
-    });
+        scenario.population.name_prefix.clone(),
+    ));
     let mut report = Report::new(scenario, topology, &rooms, dir, started_at, options.quiet)
         .map_err(|e| RunError::Start(format!("cannot write to {}: {e}", dir.display())))?;
     let seats = seats(scenario, topology, &rooms);
