@@ -91,6 +91,15 @@ fn command(program: &Path, dir: &Path, name: &str) -> Result<Command, TopologyEr
     Ok(cmd)
 }
 
+/// Starts `cmd`; a failure names the program and how to install it.
+fn spawn(cmd: &mut Command, what: &str, hint: &'static str) -> Result<Child, TopologyError> {
+    cmd.spawn().map_err(|source| TopologyError::Spawn {
+        what: what.to_owned(),
+        hint,
+        source,
+    })
+}
+
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut Command) {
@@ -185,33 +194,47 @@ impl Topology {
             versions: vec![("tierlab".into(), env!("CARGO_PKG_VERSION").into())],
             processes: Vec::new(),
         };
+        match topology.start_all(spec, dir).await {
+            Ok(()) => Ok(topology),
+            Err(e) => {
+                // Stop what did start, and wait for it, before reporting.
+                topology.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_all(
+        &mut self,
+        spec: &scenario::Topology,
+        dir: &Path,
+    ) -> Result<(), TopologyError> {
         if spec.state == StateMode::Redis {
-            topology.start_redis(spec.persistence, dir).await?;
-            topology.versions.push((
+            self.start_redis(spec.persistence, dir).await?;
+            self.versions.push((
                 "redis".into(),
                 version_of("redis-server", "--version").await,
             ));
         }
         let server = server_binary(spec);
-        topology.versions.push((
+        self.versions.push((
             "tierlab-server".into(),
             version_of(&server.to_string_lossy(), "--version").await,
         ));
         for i in 1..=spec.replicas {
-            topology.start_replica(spec, &server, i, dir).await?;
+            self.start_replica(spec, &server, i, dir).await?;
         }
         if spec.via == Via::Lb {
-            topology.start_haproxy(spec.balance, dir).await?;
-            topology
-                .versions
+            self.start_haproxy(spec.balance, dir).await?;
+            self.versions
                 .push(("haproxy".into(), version_of("haproxy", "-v").await));
         }
-        let mut endpoints: Vec<&Endpoint> = topology.replicas.iter().collect();
-        endpoints.extend(topology.lb.as_ref());
+        let mut endpoints: Vec<&Endpoint> = self.replicas.iter().collect();
+        endpoints.extend(self.lb.as_ref());
         for endpoint in endpoints {
             wait_http_ready(endpoint, dir).await?;
         }
-        Ok(topology)
+        Ok(())
     }
 
     async fn start_redis(
@@ -241,11 +264,7 @@ impl Topology {
             }
             Persistence::AofAlways => cmd.args(["--appendonly", "yes", "--appendfsync", "always"]),
         };
-        let child = cmd.spawn().map_err(|source| TopologyError::Spawn {
-            what: "redis-server".into(),
-            hint: "apt-get install -y redis-server",
-            source,
-        })?;
+        let child = spawn(&mut cmd, "redis-server", "apt-get install -y redis-server")?;
         self.adopt("redis".into(), child)?;
         let deadline = Instant::now() + READY_WITHIN;
         while !redis_answers(port).await {
@@ -287,11 +306,11 @@ impl Topology {
             cmd.args(["--workers", "1"]);
         }
         cmd.args(&spec.server_args);
-        let child = cmd.spawn().map_err(|source| TopologyError::Spawn {
-            what: server.display().to_string(),
-            hint: "cargo build --release -p tierlab-server",
-            source,
-        })?;
+        let child = spawn(
+            &mut cmd,
+            &server.display().to_string(),
+            "cargo build --release -p tierlab-server",
+        )?;
         self.adopt(name.clone(), child)?;
         self.replicas.push(Endpoint::local(&name, port));
         Ok(())
@@ -304,11 +323,7 @@ impl Topology {
         std::fs::write(&path, config)?;
         let mut cmd = command(Path::new("haproxy"), dir, "haproxy")?;
         cmd.arg("-db").arg("-f").arg(&path);
-        let child = cmd.spawn().map_err(|source| TopologyError::Spawn {
-            what: "haproxy".into(),
-            hint: "apt-get install -y haproxy",
-            source,
-        })?;
+        let child = spawn(&mut cmd, "haproxy", "apt-get install -y haproxy")?;
         self.adopt("haproxy".into(), child)?;
         self.lb = Some(Endpoint::local("haproxy", port));
         Ok(())

@@ -214,3 +214,21 @@ fn assigned_rooms_and_resuming_players_lose_nothing() {
     assert_eq!(record["checker"]["reordered"], 0);
     assert!(record["checker"]["members_checked"].as_u64().unwrap() >= 50);
 }
+
+#[test]
+fn a_topology_that_fails_halfway_stops_what_it_started() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("halfway");
+    // Redis starts; the replicas cannot.
+    let result = run_smoke(
+        &dir,
+        &["topology.server_bin=\"/nonexistent/tierlab-server\""],
+    );
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("/nonexistent/tierlab-server"), "{stderr}");
+    let started = std::fs::read_to_string(dir.join("processes.txt")).unwrap();
+    assert!(started.starts_with("redis "), "{started}");
+    // Stopped and reaped before tierlab exited, not merely signalled.
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
