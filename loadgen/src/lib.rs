@@ -3,6 +3,7 @@
 //! record. The binary (`src/main.rs`) is a thin CLI over [`run::run`].
 
 pub mod checker;
+pub mod http;
 pub mod player;
 pub mod record;
 pub mod run;

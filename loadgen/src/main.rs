@@ -2,12 +2,14 @@
 //! 0 ran and every SLO held · 99 an SLO failed · 2 could not start (bad
 //! scenario, topology failed) · 130 interrupted · 1 the run failed.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tierlab_loadgen::run::{self, Outcome, RunError, RunOptions};
 use tierlab_loadgen::scenario::Scenario;
+use tokio_util::sync::CancellationToken;
 
 const EXIT_SLO: u8 = 99;
 const EXIT_START: u8 = 2;
@@ -97,15 +99,24 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_FAILED);
                 }
             };
-            let options = RunOptions { out, quiet };
+            let options = RunOptions {
+                out,
+                quiet,
+                interrupt: interrupt_on_ctrl_c(),
+            };
+            let mut stdout = reserve_stdout();
             match runtime.block_on(run::run(&scenario, &options)) {
                 Ok((dir, outcome)) => {
-                    println!("{}", dir.display());
+                    let _ = writeln!(stdout, "{}", dir.display());
                     ExitCode::from(match outcome {
                         Outcome::Passed => 0,
                         Outcome::SloFailed => EXIT_SLO,
                         Outcome::Interrupted => EXIT_INTERRUPTED,
                     })
+                }
+                Err(RunError::Interrupted) => {
+                    eprintln!("interrupted during set-up; nothing was run");
+                    ExitCode::from(EXIT_INTERRUPTED)
                 }
                 Err(e @ RunError::Start(_)) => {
                     eprintln!("error: {e}");
@@ -118,6 +129,42 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// stdout carries one line, the run directory, for scripts to capture;
+/// whatever a library prints (goose announces its users) goes to stderr.
+fn reserve_stdout() -> Box<dyn Write> {
+    let moved = nix::unistd::dup(std::io::stdout())
+        .and_then(|saved| nix::unistd::dup2_stdout(std::io::stderr()).map(|()| saved));
+    match moved {
+        Ok(saved) => Box::new(std::fs::File::from(saved)),
+        Err(_) => Box::new(std::io::stdout()),
+    }
+}
+
+/// The first Ctrl-C ends the run early (it still writes its results, marked
+/// partial); a second one exits at once. Installed before goose runs, so
+/// goose's own handler — which would take SIGINT from the run — is refused.
+fn interrupt_on_ctrl_c() -> CancellationToken {
+    let interrupt = CancellationToken::new();
+    let token = interrupt.clone();
+    let mut presses = 0u32;
+    let installed = ctrlc::set_handler(move || {
+        presses += 1;
+        if presses > 1 {
+            eprintln!("interrupted again: exiting now");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!(
+            "interrupted: stopping the run and writing what it measured (Ctrl-C again to exit now)"
+        );
+        token.cancel();
+        goose::trigger_killswitch("interrupted");
+    });
+    if let Err(e) = installed {
+        tracing::warn!(error = %e, "cannot handle Ctrl-C");
+    }
+    interrupt
 }
 
 /// Every player holds a socket: use all the descriptors the hard limit allows.

@@ -163,6 +163,8 @@ pub struct RunRecord {
     pub generator: Generator,
     pub timeseries: Vec<Second>,
     pub faults: Vec<FaultRecord>,
+    /// goose's figures per HTTP request name (room creation, lookups, health).
+    pub http: crate::http::HttpRecord,
 }
 
 /// Writes `run.json` so that a reader never sees half a file.

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tierlab_protocol::{ClientFrame, CreateRoom, RoomCreated, ServerFrame};
+use tierlab_protocol::{ClientFrame, CreateRoom, ServerFrame};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::{self, RangeSet, Verdict};
+use crate::http::{self, HttpRecord, Traffic};
 use crate::player::{self, Arena, Seat};
 use crate::record::{
     self, Generator, HistogramLog, Machine, RunRecord, ScenarioInfo, SloVerdict, Summary,
@@ -28,13 +29,15 @@ use crate::usage::CpuClock;
 
 /// How often the spawner compares players to the load shape.
 const SPAWN_TICK: Duration = Duration::from_millis(50);
-/// Rooms created concurrently during set-up.
+/// Rooms created concurrently over WebSocket during set-up.
 const CREATE_CONCURRENCY: usize = 32;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// Cancelled on Ctrl-C: the run ends early and says so.
+    pub interrupt: CancellationToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub enum RunError {
     Start(String),
     #[error("run failed: {0}")]
     Failed(String),
+    #[error("interrupted during set-up")]
+    Interrupted,
 }
 
 impl From<TopologyError> for RunError {
@@ -103,7 +108,13 @@ async fn drive(
     dir: &Path,
     started_at: SystemTime,
 ) -> Result<Outcome, RunError> {
-    let rooms = create_rooms(scenario, topology).await?;
+    let (rooms, setup_http) = create_rooms(scenario, topology).await.map_err(|e| {
+        if options.interrupt.is_cancelled() {
+            RunError::Interrupted
+        } else {
+            e
+        }
+    })?;
     let (samples, inbox) = mpsc::unbounded_channel();
     let arena = Arc::new(Arena::new(
         scenario.behaviour.clone(),
@@ -112,17 +123,47 @@ async fn drive(
     ));
     let mut report = Report::new(scenario, topology, &rooms, dir, started_at, options.quiet)
         .map_err(|e| RunError::Start(format!("cannot write to {}: {e}", dir.display())))?;
+    report.record.http = setup_http;
     let seats = seats(scenario, topology, &rooms);
     let stop_all = CancellationToken::new();
     let spawner = Spawner::new(scenario, seats, Arc::clone(&arena), stop_all.clone());
-    let ending = pump(scenario, spawner, &mut report, inbox, &arena).await;
+    let traffic = Traffic::start(
+        &scenario.http,
+        topology.http_base(),
+        topology
+            .replicas
+            .iter()
+            .map(|r| r.http_url.clone())
+            .collect(),
+        report.rooms.clone(),
+        scenario.load.max_duration,
+    );
+    let ending = pump(
+        scenario,
+        spawner,
+        &mut report,
+        inbox,
+        &arena,
+        &options.interrupt,
+    )
+    .await;
+    if let Some(traffic) = traffic {
+        match traffic.stop().await {
+            Ok(figures) => report.record.http.extend(figures),
+            Err(e) => tracing::warn!(error = %e, "HTTP traffic left no figures"),
+        }
+    }
     report
         .finish(ending)
         .map_err(|e| RunError::Failed(format!("writing {}: {e}", dir.display())))
 }
 
-/// Creates every room, through REST or WebSocket.
-async fn create_rooms(scenario: &Scenario, topology: &Topology) -> Result<Vec<RoomSlot>, RunError> {
+/// Creates every room: through goose posting to `/api/rooms`, or over
+/// WebSocket when the scenario says so.
+async fn create_rooms(
+    scenario: &Scenario,
+    topology: &Topology,
+) -> Result<(Vec<RoomSlot>, HttpRecord), RunError> {
     let population = &scenario.population;
     let request = CreateRoom {
         game: population.game.clone(),
@@ -130,34 +171,39 @@ async fn create_rooms(scenario: &Scenario, topology: &Topology) -> Result<Vec<Ro
             .max_players
             .unwrap_or(population.players_per_room),
     };
+    let rest = population.create_via == CreateVia::Rest || scenario.topology.via == Via::Assigned;
+    if rest {
+        let (created, figures) = http::create_rooms(
+            topology.http_base(),
+            &request,
+            population.rooms,
+            scenario.http.create_users,
+        )
+        .await
+        .map_err(|e| RunError::Start(format!("creating rooms: {e}")))?;
+        let rooms = created
+            .into_iter()
+            .map(|c| RoomSlot {
+                code: c.room.into(),
+                ws_url: Some(c.ws_url.into()),
+            })
+            .collect();
+        return Ok((rooms, figures));
+    }
     let mut tasks = JoinSet::new();
     let mut rooms = Vec::with_capacity(population.rooms as usize);
-    let http = reqwest::Client::new();
-    let url = format!("{}/api/rooms", topology.http_base());
     let ws_url: Arc<str> = topology.player_url(Via::Lb, 0, 0).into();
-    let rest = population.create_via == CreateVia::Rest || scenario.topology.via == Via::Assigned;
     for i in 0..population.rooms {
         if tasks.len() >= CREATE_CONCURRENCY {
             rooms.push(joined(tasks.join_next().await)?);
         }
-        let (http, url, ws_url, request) = (
-            http.clone(),
-            url.clone(),
-            Arc::clone(&ws_url),
-            request.clone(),
-        );
-        tasks.spawn(async move {
-            if rest {
-                create_by_rest(&http, &url, &request).await
-            } else {
-                create_by_ws(&ws_url, i, &request).await
-            }
-        });
+        let (ws_url, request) = (Arc::clone(&ws_url), request.clone());
+        tasks.spawn(async move { create_by_ws(&ws_url, i, &request).await });
     }
     while let Some(done) = tasks.join_next().await {
         rooms.push(joined(Some(done))?);
     }
-    Ok(rooms)
+    Ok((rooms, HttpRecord::new()))
 }
 
 fn joined(
@@ -169,33 +215,6 @@ fn joined(
         Some(Err(e)) => Err(RunError::Start(format!("creating rooms: {e}"))),
         None => Err(RunError::Start("creating rooms: no task".into())),
     }
-}
-
-async fn create_by_rest(
-    http: &reqwest::Client,
-    url: &str,
-    request: &CreateRoom,
-) -> Result<RoomSlot, String> {
-    let response = http
-        .post(url)
-        .json(request)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        return Err(format!("POST {url}: {status} {body}"));
-    }
-    let created: RoomCreated = response
-        .json()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    Ok(RoomSlot {
-        code: created.room.into(),
-        ws_url: Some(created.ws_url.into()),
-    })
 }
 
 async fn create_by_ws(url: &str, index: u32, request: &CreateRoom) -> Result<RoomSlot, String> {
@@ -367,6 +386,7 @@ async fn pump(
     report: &mut Report,
     mut inbox: mpsc::UnboundedReceiver<Sample>,
     arena: &Arena,
+    interrupt: &CancellationToken,
 ) -> (Ending, Ledger) {
     let mut ledger = Ledger::default();
     let shape_end = spawner.shape.duration();
@@ -377,10 +397,11 @@ async fn pump(
     let mut spawn_tick = tokio::time::interval(SPAWN_TICK);
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.tick().await;
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     let ending = loop {
         let elapsed = arena.started.elapsed();
+        if interrupt.is_cancelled() {
+            break Ending::Interrupted;
+        }
         if elapsed >= shape_end {
             break Ending::Completed;
         }
@@ -388,7 +409,7 @@ async fn pump(
             break Ending::MaxDuration;
         }
         tokio::select! {
-            _ = &mut interrupt => break Ending::Interrupted,
+            _ = interrupt.cancelled() => break Ending::Interrupted,
             Some(sample) = inbox.recv() => ledger.apply(sample),
             _ = spawn_tick.tick() => spawner.follow(elapsed),
             _ = second.tick() => report.tick(&mut ledger, spawner.shape.value_at(elapsed), elapsed),
@@ -484,6 +505,7 @@ impl Report {
             generator: Generator::default(),
             timeseries: Vec::new(),
             faults: Vec::new(),
+            http: HttpRecord::new(),
         };
         let hlog = HistogramLog::create(dir, started_at)?;
         record::write_json(dir, &record)?;

@@ -107,6 +107,22 @@ fn smoke_run_delivers_everything_and_writes_a_valid_record() {
         .iter()
         .all(|s| s["pass"] == true));
     assert!(record["timeseries"].as_array().unwrap().len() >= 4);
+    // The HTTP side, through goose: every room created, lookups and health
+    // polls answered as expected (unknown codes with 404).
+    let http = &record["http"];
+    assert_eq!(http["POST /api/rooms"]["requests"], 10, "{http}");
+    for name in [
+        "POST /api/rooms",
+        "GET /api/rooms/{code}",
+        "GET /api/rooms/{unknown}",
+        "GET /health",
+    ] {
+        assert!(
+            http[name]["requests"].as_u64().unwrap_or(0) > 0,
+            "{name}: {http}"
+        );
+        assert_eq!(http[name]["failures"], 0, "{name}: {http}");
+    }
     let hlog = std::fs::read_to_string(dir.join("latency.hlog")).unwrap();
     assert!(hlog.starts_with("#[Histogram log format version 1.3]"));
     assert!(hlog.lines().any(|l| l.starts_with("Tag=fanout,")));

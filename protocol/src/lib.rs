@@ -8,6 +8,7 @@
 
 pub mod frame;
 pub mod rest;
+pub mod room_code;
 
 pub use frame::{
     ClientFrame, CloseReason, Data, ErrorCode, Event, FrameError, JoinMode, ServerFrame,

@@ -5,22 +5,11 @@
 //! replicas is enforced by the store (`SET NX`), not by this module.
 
 use rand::Rng;
-
-/// Room-code alphabet: no 0/O, 1/I/L, so codes survive being read aloud.
-pub const ROOM_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-pub const ROOM_CODE_LEN: usize = 6;
+pub use tierlab_protocol::room_code::is_room_code;
 
 /// A fresh random room code, e.g. `K7Q2XM`.
 pub fn room_code() -> String {
-    let mut rng = rand::rng();
-    (0..ROOM_CODE_LEN)
-        .map(|_| char::from(ROOM_ALPHABET[rng.random_range(0..ROOM_ALPHABET.len())]))
-        .collect()
-}
-
-/// Whether `code` could be a room code (cheap check before touching the store).
-pub fn is_room_code(code: &str) -> bool {
-    code.len() == ROOM_CODE_LEN && code.bytes().all(|b| ROOM_ALPHABET.contains(&b))
+    tierlab_protocol::room_code::random_room_code(&mut rand::rng())
 }
 
 /// A 128-bit session token as 32 lowercase hex digits.

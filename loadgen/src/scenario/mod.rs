@@ -278,6 +278,56 @@ impl Default for Behaviour {
     }
 }
 
+/// HTTP traffic beside the players, driven by goose (`[http]`); absent,
+/// the only HTTP is room creation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTraffic {
+    /// goose users creating the rooms through `POST /api/rooms` at set-up.
+    #[serde(default = "HttpTraffic::default_create_users")]
+    pub create_users: u32,
+    /// goose users sending bursts of `GET /api/rooms/{code}`.
+    #[serde(default)]
+    pub lookup_users: u32,
+    /// Lookups per burst.
+    #[serde(default = "HttpTraffic::default_burst")]
+    pub lookup_burst: u32,
+    /// Pause between one user's bursts.
+    #[serde(default = "HttpTraffic::default_every", with = "humantime_serde")]
+    pub lookup_every: Duration,
+    /// Share of lookups for codes no room has (a 404 is then the success).
+    #[serde(default)]
+    pub unknown_share: f64,
+    /// One more user polls `/health` of every replica this often.
+    #[serde(default, with = "humantime_serde")]
+    pub health_every: Option<Duration>,
+}
+
+impl HttpTraffic {
+    fn default_create_users() -> u32 {
+        16
+    }
+    fn default_burst() -> u32 {
+        10
+    }
+    fn default_every() -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+impl Default for HttpTraffic {
+    fn default() -> Self {
+        HttpTraffic {
+            create_users: HttpTraffic::default_create_users(),
+            lookup_users: 0,
+            lookup_burst: HttpTraffic::default_burst(),
+            lookup_every: HttpTraffic::default_every(),
+            unknown_share: 0.0,
+            health_every: None,
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -291,6 +341,8 @@ struct ScenarioFile {
     #[serde(default)]
     behaviour: Behaviour,
     #[serde(default)]
+    http: HttpTraffic,
+    #[serde(default)]
     slo: Vec<String>,
 }
 
@@ -303,6 +355,7 @@ pub struct Scenario {
     pub population: Population,
     pub load: Load,
     pub behaviour: Behaviour,
+    pub http: HttpTraffic,
     pub slo: Vec<Slo>,
     /// The file's text (after `--set`), kept for the run record.
     pub source: String,
@@ -535,6 +588,38 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         "behaviour.payload",
         "must leave room under the 4 KiB act limit (≤ 3800)",
     )?;
+    let h = &file.http;
+    check(
+        (1..=256).contains(&h.create_users),
+        "http.create_users",
+        "must be 1 to 256",
+    )?;
+    check(
+        h.lookup_users <= 256,
+        "http.lookup_users",
+        "must be 0 to 256",
+    )?;
+    check(
+        (1..=1000).contains(&h.lookup_burst),
+        "http.lookup_burst",
+        "must be 1 to 1000",
+    )?;
+    check(
+        h.lookup_every > Duration::ZERO,
+        "http.lookup_every",
+        "must be positive",
+    )?;
+    check(
+        (0.0..=1.0).contains(&h.unknown_share),
+        "http.unknown_share",
+        "must be between 0 and 1",
+    )?;
+    check(
+        h.health_every
+            .is_none_or(|e| e >= Duration::from_millis(10)),
+        "http.health_every",
+        "must be 10ms or more",
+    )?;
     let slo = file
         .slo
         .iter()
@@ -548,6 +633,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         population: file.population,
         load: file.load,
         behaviour: file.behaviour,
+        http: file.http,
         slo,
         source,
         path: path.to_owned(),

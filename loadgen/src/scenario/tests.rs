@@ -97,6 +97,21 @@ fn semantic_mistakes_name_the_field() {
             "players_per_room = 5\nmax_players = 3",
             "population.max_players",
         ),
+        (
+            "act_rate = 2.0",
+            "act_rate = 2.0\n[http]\nunknown_share = 1.5",
+            "http.unknown_share",
+        ),
+        (
+            "act_rate = 2.0",
+            "act_rate = 2.0\n[http]\ncreate_users = 0",
+            "http.create_users",
+        ),
+        (
+            "act_rate = 2.0",
+            "act_rate = 2.0\n[http]\nhealth_every = \"1ms\"",
+            "http.health_every",
+        ),
     ] {
         let err = error(&GOOD.replace(from, to));
         assert!(err.contains(field), "{field}: {err}");
