@@ -41,3 +41,8 @@ run SCENARIO *ARGS: build
 # One replica by hand (add --state memory to run without Redis).
 serve *ARGS:
     cargo run --release --locked -p tierlab-server -- {{ARGS}}
+
+# A fault drill: scenarios/drills/NAME.toml (failover-replica, redis-outage, partition, reconnect-storm).
+drill NAME *ARGS: build
+    {{tierlab}} run scenarios/drills/{{NAME}}.toml {{ARGS}}
+    @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential {{ARGS}}; fi

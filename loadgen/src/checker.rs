@@ -5,7 +5,7 @@
 //! Seqs are kept as sets of inclusive ranges: a member that saw 1..=40,000
 //! without a hole costs one range, not 40,000 entries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -181,13 +181,46 @@ pub struct Verdict {
     /// may have been lost with a connection).
     pub unacked_delivered: u64,
     pub members_checked: u64,
+    /// Lost events by the second their sender's ack came (from the ack
+    /// clock), so a loss can be tied to the fault that caused it.
+    pub lost_by_ack_second: BTreeMap<u64, u64>,
     pub findings: Vec<Finding>,
+}
+
+/// When acks happened, per room: (highest seq acked so far, second), in
+/// order. Seqs above the last mark count in its second.
+pub type AckClock = HashMap<String, Vec<(u64, u64)>>;
+
+/// Adds each value of `lost` to the second its ack came in.
+fn spread(lost: &RangeSet, marks: &[(u64, u64)], into: &mut BTreeMap<u64, u64>) {
+    for &(a, b) in lost.ranges() {
+        let mut from = a;
+        for &(high, t) in marks {
+            if from > b {
+                break;
+            }
+            if high < from {
+                continue;
+            }
+            let to = high.min(b);
+            *into.entry(t).or_default() += to - from + 1;
+            from = to + 1;
+        }
+        if from <= b {
+            let t = marks.last().map_or(0, |m| m.1);
+            *into.entry(t).or_default() += b - from + 1;
+        }
+    }
 }
 
 const MAX_FINDINGS: usize = 100;
 
 /// Checks every member against the acks of its room.
-pub fn check(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Verdict {
+pub fn check(
+    acked: &HashMap<String, RangeSet>,
+    clock: &AckClock,
+    members: &[MemberRecord],
+) -> Verdict {
     let empty = RangeSet::default();
     let mut verdict = Verdict {
         acked: acked.values().map(RangeSet::len).sum(),
@@ -207,6 +240,8 @@ pub fn check(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Ver
         };
         let lost = room_acks.difference(&member.seen, member.joined_at + 1, owed_until);
         verdict.lost += lost.len();
+        let marks = clock.get(&member.room).map_or(&[][..], Vec::as_slice);
+        spread(&lost, marks, &mut verdict.lost_by_ack_second);
         for seq in lost
             .iter()
             .take(MAX_FINDINGS.saturating_sub(verdict.findings.len()))
@@ -230,6 +265,8 @@ pub fn check(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Ver
     verdict.unacked_delivered = unacked.values().map(RangeSet::len).sum();
     verdict
 }
+
+pub mod faults;
 
 #[cfg(test)]
 mod tests;

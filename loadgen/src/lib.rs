@@ -3,8 +3,10 @@
 //! record. The binary (`src/main.rs`) is a thin CLI over [`run::run`].
 
 pub mod checker;
+pub mod drill;
 pub mod http;
 pub mod player;
+pub mod proxy;
 pub mod record;
 pub mod run;
 pub mod scenario;

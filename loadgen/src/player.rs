@@ -26,7 +26,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::MemberRecord;
-use crate::scenario::{Arrivals, Behaviour};
+use crate::scenario::{Arrivals, Backoff, Behaviour};
 use crate::stats::Sample;
 
 pub type Socket = WebSocketStream<TcpStream>;
@@ -34,7 +34,6 @@ pub type Socket = WebSocketStream<TcpStream>;
 const CONNECT: usize = 2;
 const JOIN: usize = 3;
 const RECONNECT: usize = 4;
-const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
 
 /// What every player of a run shares.
@@ -49,6 +48,9 @@ pub struct Arena {
     pub quiesce: CancellationToken,
     /// The padding every act carries (`behaviour.payload` bytes), built once.
     pad: String,
+    /// Replicas a player tries in turn when its own is unreachable (empty
+    /// when players go through the load balancer, which does that itself).
+    pub fallbacks: Vec<Arc<str>>,
 }
 
 impl Arena {
@@ -64,6 +66,7 @@ impl Arena {
             samples,
             name_prefix,
             quiesce: CancellationToken::new(),
+            fallbacks: Vec::new(),
         }
     }
 
@@ -292,12 +295,27 @@ impl Player {
         stop: &CancellationToken,
     ) -> Option<Held> {
         let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
-        loop {
+        let behaviour = &self.arena.behaviour;
+        let (min, max, policy) = (
+            behaviour.backoff_min,
+            behaviour.backoff_max,
+            behaviour.backoff,
+        );
+        // A well-behaved client waits a random part of the first backoff
+        // before it tries again, so a crowd dropped together spreads out.
+        if resume.is_some() && policy == Backoff::Exponential {
+            let first = min.mul_f64(self.rng.random::<f64>());
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(first) => {}
+            }
+        }
+        let mut backoff = min;
+        for attempt in 0usize.. {
             if stop.is_cancelled() || started.elapsed() > RECONNECT_GIVE_UP {
                 return None;
             }
-            match self.try_enter(resume).await {
+            match self.try_enter(resume, attempt).await {
                 Ok(held) => {
                     if resume.is_some() {
                         self.arena.report(Sample::Latency {
@@ -314,18 +332,35 @@ impl Player {
                 }
                 Err(kind) => self.arena.report(Sample::Error(kind)),
             }
-            let jitter = self.rng.random_range(0.5..1.5);
+            let wait = match policy {
+                Backoff::Immediate => min,
+                Backoff::Exponential => backoff.mul_f64(self.rng.random_range(0.5..1.5)),
+            };
             tokio::select! {
                 _ = stop.cancelled() => return None,
-                _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            backoff = (backoff * 2).min(RECONNECT_MAX_BACKOFF);
+            backoff = (backoff * 2).min(max);
         }
+        None
     }
 
-    async fn try_enter(&mut self, resume: Option<(&str, u64)>) -> Result<Held, &'static str> {
+    /// Its own replica first; after a failure, the next one in turn.
+    fn url_for(&self, attempt: usize) -> &str {
+        let fallbacks = &self.arena.fallbacks;
+        if attempt == 0 || fallbacks.is_empty() {
+            return &self.seat.url;
+        }
+        &fallbacks[(self.seat.index as usize + attempt) % fallbacks.len()]
+    }
+
+    async fn try_enter(
+        &mut self,
+        resume: Option<(&str, u64)>,
+        attempt: usize,
+    ) -> Result<Held, &'static str> {
         let t0 = Instant::now();
-        let mut ws = connect(&self.seat.url, self.seat.index)
+        let mut ws = connect(self.url_for(attempt), self.seat.index)
             .await
             .map_err(|e| {
                 tracing::debug!(error = %e, "connect failed");

@@ -133,12 +133,23 @@ pub struct Generator {
     pub warning: Option<String>,
 }
 
-/// A fault injected during the run (filled in by fault drills).
-#[derive(Debug, Clone, Serialize)]
+/// A fault injected during the run, from the moment it began.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FaultRecord {
     pub name: String,
+    /// `crash`, `pause`, `restart`, `rolling-restart`, `latency`, …
+    pub kind: String,
+    pub target: String,
+    /// What it did, in words (`latency 100ms ± 20ms (Both) on srv-1->redis`).
+    pub what: String,
     pub start_s: f64,
+    /// When it was undone (the process ready again, the link clean); null
+    /// for a crash without restart, or a run that ended first.
     pub end_s: Option<f64>,
+    /// Steps that could not be carried out.
+    pub errors: Vec<String>,
+    /// What it cost (filled in when the run ends).
+    pub verdict: Option<crate::checker::faults::FaultVerdict>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -14,14 +14,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checker::{self, RangeSet, Verdict};
+use crate::checker::{self, AckClock, RangeSet, Verdict};
+use crate::drill::{self, FaultEvent};
 use crate::http::{self, HttpRecord, Traffic};
 use crate::player::{self, Arena, Seat};
 use crate::record::{
-    self, Generator, HistogramLog, Machine, RunRecord, ScenarioInfo, SloVerdict, Summary,
-    TopologyInfo,
+    self, FaultRecord, Generator, HistogramLog, Machine, RunRecord, ScenarioInfo, SloVerdict,
+    Summary, TopologyInfo,
 };
-use crate::scenario::{CreateVia, Metric, Model, Scenario, Stat, Via};
+use crate::scenario::{kind_name, CreateVia, Fault, Metric, Model, Scenario, Stat, Target, Via};
 use crate::shape::Shape;
 use crate::stats::{self, Ledger, Sample, Window};
 use crate::topology::{Topology, TopologyError};
@@ -80,8 +81,14 @@ pub async fn run(
     let started_at = SystemTime::now();
     let dir = run_dir(scenario, options, started_at)
         .map_err(|e| RunError::Start(format!("run directory: {e}")))?;
-    let topology = Topology::start(&scenario.topology, &dir).await?;
-    let outcome = drive(scenario, options, &topology, &dir, started_at).await;
+    let links: Vec<Target> = scenario
+        .faults
+        .iter()
+        .map(|f| f.target)
+        .filter(|t| t.is_link())
+        .collect();
+    let mut topology = Topology::start(&scenario.topology, &dir, &links).await?;
+    let outcome = drive(scenario, options, &mut topology, &dir, started_at).await;
     topology.stop().await;
     outcome.map(|o| (dir, o))
 }
@@ -104,7 +111,7 @@ fn run_dir(scenario: &Scenario, options: &RunOptions, at: SystemTime) -> std::io
 async fn drive(
     scenario: &Scenario,
     options: &RunOptions,
-    topology: &Topology,
+    topology: &mut Topology,
     dir: &Path,
     started_at: SystemTime,
 ) -> Result<Outcome, RunError> {
@@ -116,11 +123,19 @@ async fn drive(
         }
     })?;
     let (samples, inbox) = mpsc::unbounded_channel();
-    let arena = Arc::new(Arena::new(
+    let mut arena = Arena::new(
         scenario.behaviour.clone(),
         samples,
         scenario.population.name_prefix.clone(),
-    ));
+    );
+    if scenario.topology.via != Via::Lb {
+        arena.fallbacks = topology
+            .replicas
+            .iter()
+            .map(|r| r.ws_url.as_str().into())
+            .collect();
+    }
+    let arena = Arc::new(arena);
     let mut report = Report::new(scenario, topology, &rooms, dir, started_at, options.quiet)
         .map_err(|e| RunError::Start(format!("cannot write to {}: {e}", dir.display())))?;
     report.record.http = setup_http;
@@ -138,15 +153,34 @@ async fn drive(
         report.rooms.clone(),
         scenario.load.max_duration,
     );
-    let ending = pump(
-        scenario,
-        spawner,
-        &mut report,
-        inbox,
-        &arena,
-        &options.interrupt,
-    )
-    .await;
+    let (fault_events, fault_inbox) = mpsc::unbounded_channel();
+    let drill_stop = CancellationToken::new();
+    let inboxes = Inboxes {
+        samples: inbox,
+        faults: fault_inbox,
+    };
+    let load = async {
+        let ending = pump(
+            scenario,
+            spawner,
+            &mut report,
+            inboxes,
+            &arena,
+            &options.interrupt,
+        )
+        .await;
+        drill_stop.cancel();
+        ending
+    };
+    let faults = drill::run(
+        &scenario.faults,
+        topology,
+        scenario.topology.replicas,
+        arena.started,
+        fault_events,
+        drill_stop.clone(),
+    );
+    let (ending, ()) = tokio::join!(load, faults);
     if let Some(traffic) = traffic {
         match traffic.stop().await {
             Ok(figures) => report.record.http.extend(figures),
@@ -378,16 +412,26 @@ enum Ending {
     Interrupted,
 }
 
+/// What the pump reads: the players' samples and the drill's fault events.
+struct Inboxes {
+    samples: mpsc::UnboundedReceiver<Sample>,
+    faults: mpsc::UnboundedReceiver<FaultEvent>,
+}
+
 /// Runs the load: spawns along the shape, aggregates samples, ticks the
 /// report every second, until the shape ends, `max_duration`, or Ctrl-C.
 async fn pump(
     scenario: &Scenario,
     mut spawner: Spawner,
     report: &mut Report,
-    mut inbox: mpsc::UnboundedReceiver<Sample>,
+    inboxes: Inboxes,
     arena: &Arena,
     interrupt: &CancellationToken,
 ) -> (Ending, Ledger) {
+    let Inboxes {
+        samples: mut inbox,
+        faults: mut fault_inbox,
+    } = inboxes;
     let mut ledger = Ledger::default();
     let shape_end = spawner.shape.duration();
     let hard_end = scenario
@@ -411,6 +455,7 @@ async fn pump(
         tokio::select! {
             _ = interrupt.cancelled() => break Ending::Interrupted,
             Some(sample) = inbox.recv() => ledger.apply(sample),
+            Some(event) = fault_inbox.recv() => report.on_fault(event, &scenario.faults),
             _ = spawn_tick.tick() => spawner.follow(elapsed),
             _ = second.tick() => report.tick(&mut ledger, spawner.shape.value_at(elapsed), elapsed),
         }
@@ -458,6 +503,8 @@ struct Report {
     planned: Duration,
     last_tick: Duration,
     rooms: Vec<Arc<str>>,
+    /// Which row of `record.faults` each begun fault is.
+    fault_rows: HashMap<usize, usize>,
 }
 
 impl Report {
@@ -520,7 +567,67 @@ impl Report {
             planned: scenario.load.stages_total(),
             last_tick: Duration::ZERO,
             rooms: rooms.iter().map(|r| Arc::clone(&r.code)).collect(),
+            fault_rows: HashMap::new(),
         })
+    }
+
+    fn on_fault(&mut self, event: FaultEvent, faults: &[Fault]) {
+        let faults_seen = &mut self.record.faults;
+        match event {
+            FaultEvent::Began { fault, at } => {
+                let Some(spec) = faults.get(fault) else {
+                    return;
+                };
+                self.fault_rows.insert(fault, faults_seen.len());
+                faults_seen.push(FaultRecord {
+                    name: spec.name.clone(),
+                    kind: kind_name(spec.kind).to_owned(),
+                    target: spec.target.to_string(),
+                    what: drill::describe(spec),
+                    start_s: at.as_secs_f64(),
+                    ..FaultRecord::default()
+                });
+            }
+            FaultEvent::Ended { fault, at } => {
+                if let Some(row) = self
+                    .fault_rows
+                    .get(&fault)
+                    .and_then(|&i| faults_seen.get_mut(i))
+                {
+                    row.end_s = Some(at.as_secs_f64());
+                }
+            }
+            FaultEvent::Failed { fault, error } => {
+                if let Some(row) = self
+                    .fault_rows
+                    .get(&fault)
+                    .and_then(|&i| faults_seen.get_mut(i))
+                {
+                    row.errors.push(error);
+                }
+            }
+        }
+    }
+
+    /// Each fault's verdict over its window: until the next fault, or the end.
+    fn judge_faults(&mut self) {
+        let run_end = self.record.timeseries.last().map_or(0.0, |s| s.t as f64);
+        let limit = fanout_limit_ms(&self.slo);
+        let starts: Vec<f64> = self.record.faults.iter().map(|f| f.start_s).collect();
+        for (i, fault) in self.record.faults.iter_mut().enumerate() {
+            let end = starts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(run_end)
+                .max(fault.start_s);
+            fault.verdict = Some(checker::faults::judge(
+                fault.start_s,
+                end,
+                &self.record.timeseries,
+                &self.record.checker.lost_by_ack_second,
+                limit,
+            ));
+        }
     }
 
     /// Closes a second: time series, hlog, partial run.json, progress line.
@@ -538,7 +645,7 @@ impl Report {
         self.last_tick = elapsed;
         self.record.timeseries.push(row);
         self.record.summary = Summary::of(&ledger.total, ledger.peak_online, elapsed);
-        self.record.errors = errors_by_kind(&ledger.total);
+        self.record.errors = ledger.total.errors_by_kind();
         if let Err(e) = record::write_json(&self.dir, &self.record) {
             tracing::warn!(error = %e, "cannot write run.json");
         }
@@ -573,16 +680,10 @@ impl Report {
             eprintln!();
         }
         // Players number rooms; the checker speaks in room codes.
-        let acked: HashMap<String, RangeSet> = ledger
-            .acked
-            .into_iter()
-            .filter_map(|(room, set)| {
-                self.rooms
-                    .get(room as usize)
-                    .map(|code| (code.to_string(), set))
-            })
-            .collect();
-        self.record.checker = checker::check(&acked, &ledger.members);
+        let acked: HashMap<String, RangeSet> = by_code(&self.rooms, ledger.acked);
+        let clock: AckClock = by_code(&self.rooms, ledger.ack_clock);
+        self.record.checker = checker::check(&acked, &clock, &ledger.members);
+        self.judge_faults();
         self.record.slo = self
             .slo
             .iter()
@@ -605,11 +706,24 @@ impl Report {
     }
 }
 
-fn errors_by_kind(total: &Window) -> BTreeMap<String, u64> {
-    total
-        .errors
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), *v))
+/// The fan-out p95 a fault must get back under: the scenario's SLO on
+/// it, else 50 ms.
+fn fanout_limit_ms(slos: &[crate::scenario::Slo]) -> f64 {
+    slos.iter()
+        .find_map(|slo| match slo.metric {
+            Metric::Latency(Stat::Percentile(q), "fanout") if (q - 95.0).abs() < 1e-9 => {
+                Some(slo.threshold)
+            }
+            _ => None,
+        })
+        .unwrap_or(50.0)
+}
+
+/// A map keyed by room number, keyed by room code instead.
+fn by_code<T>(rooms: &[Arc<str>], by_number: HashMap<u32, T>) -> HashMap<String, T> {
+    by_number
+        .into_iter()
+        .filter_map(|(room, v)| rooms.get(room as usize).map(|code| (code.to_string(), v)))
         .collect()
 }
 

@@ -72,7 +72,7 @@ impl Percentiles {
 }
 
 /// One second of the run (a row of `timeseries` in `run.json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Second {
     /// Seconds since the run started (end of the interval).
     pub t: u64,
@@ -85,6 +85,11 @@ pub struct Second {
     pub fanout_ms: Percentiles,
     pub ack_ms: Percentiles,
     pub errors: u64,
+    /// Errors of this second by kind (`connect`, `session_expired`, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Players that got their seat back after a dropped connection.
+    pub reconnects: u64,
     /// CPU used by the generator process, % of one core.
     pub generator_cpu_pct: f64,
     /// Resident memory of the generator process.
@@ -130,6 +135,13 @@ impl Window {
         self.errors.values().sum()
     }
 
+    pub fn errors_by_kind(&self) -> BTreeMap<String, u64> {
+        self.errors
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect()
+    }
+
     pub fn latency(&self, name: &str) -> &Histogram<u64> {
         let i = LATENCIES.iter().position(|l| *l == name).unwrap_or(0);
         &self.latencies[i]
@@ -164,6 +176,10 @@ pub struct Ledger {
     pub online: i64,
     pub peak_online: i64,
     pub acked: HashMap<u32, RangeSet>,
+    /// When acks happened, per room: (highest seq acked so far, second).
+    pub ack_clock: HashMap<u32, Vec<(u64, u64)>>,
+    /// Highest seq acked per room in the current second.
+    acked_now: HashMap<u32, u64>,
     pub members: Vec<MemberRecord>,
 }
 
@@ -176,6 +192,8 @@ impl Ledger {
             Sample::Ack { room, seq, us } => {
                 w.record(1, us);
                 self.acked.entry(room).or_default().insert(seq);
+                let high = self.acked_now.entry(room).or_default();
+                *high = (*high).max(seq);
             }
             Sample::Delivery { us } => {
                 w.record(0, us);
@@ -195,8 +213,16 @@ impl Ledger {
     pub fn close_second(&mut self, t: Duration, target: f64, machine: Machine) -> (Window, Second) {
         let window = std::mem::take(&mut self.current);
         self.total += &window;
+        let t = t.as_secs_f64().round() as u64;
+        for (room, high) in self.acked_now.drain() {
+            let marks = self.ack_clock.entry(room).or_default();
+            let before = marks.last().map_or(0, |m| m.0);
+            if high > before {
+                marks.push((high, t));
+            }
+        }
         let row = Second {
-            t: t.as_secs_f64().round() as u64,
+            t,
             players: self.online,
             target,
             acts: window.acts,
@@ -204,6 +230,8 @@ impl Ledger {
             fanout_ms: Percentiles::of(&window.latencies[0]),
             ack_ms: Percentiles::of(&window.latencies[1]),
             errors: window.errors_total(),
+            errors_by_kind: window.errors_by_kind(),
+            reconnects: window.latency("reconnect").len(),
             generator_cpu_pct: machine.generator_cpu_pct,
             generator_rss_mib: machine.generator_rss_mib,
             steal_pct: machine.steal_pct,
@@ -264,5 +292,7 @@ mod tests {
         assert_eq!(ledger.total.errors_total(), 1);
         assert_eq!(ledger.peak_online, 2);
         assert!(ledger.acked[&0].contains(1));
+        assert_eq!(ledger.ack_clock[&0], [(1, 1)]);
+        assert_eq!(second.errors_by_kind["unavailable"], 1);
     }
 }

@@ -4,6 +4,10 @@
 //! error, Ctrl-C or panic (children die with their parent through
 //! `PR_SET_PDEATHSIG`, and `Drop` kills them during unwinding). `external`: URLs
 //! of a system someone else runs.
+//!
+//! For fault drills a local topology can signal, kill and start again any
+//! process it owns (same port, same flags), and puts a fault proxy on each
+//! link a scenario names (`srv-N->redis`, `players->srv-N`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::scenario::{self, Balance, Persistence, StateMode, TopologyKind, Via};
+use nix::sys::signal::Signal;
+
+use crate::proxy::FaultProxy;
+use crate::scenario::{self, Balance, Persistence, StateMode, Target, TopologyKind, Via};
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -31,6 +38,8 @@ pub enum TopologyError {
     Io(#[from] std::io::Error),
     #[error("external topology: {0}")]
     External(String),
+    #[error("no process named {0} in this topology")]
+    NoSuchProcess(String),
 }
 
 /// Where one replica (or the load balancer) answers.
@@ -51,11 +60,30 @@ impl Endpoint {
     }
 }
 
-/// A child process with the log file it writes to.
+/// How to start a process, kept so a drill can start it again as it was.
+#[derive(Debug, Clone)]
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    what: String,
+    hint: &'static str,
+    /// Where to see that it is ready again.
+    ready: Readiness,
+}
+
+#[derive(Debug, Clone)]
+enum Readiness {
+    RedisPing(u16),
+    Http(Endpoint),
+}
+
+/// A child process (absent while a drill keeps it down).
 #[derive(Debug)]
 struct Process {
     name: String,
-    child: Child,
+    launch: Launch,
+    child: Option<Child>,
 }
 
 #[derive(Debug)]
@@ -69,6 +97,9 @@ pub struct Topology {
     /// Versions of what runs (for the run record).
     pub versions: Vec<(String, String)>,
     processes: Vec<Process>,
+    /// Fault proxies on the links the scenario's faults name.
+    links: Vec<(Target, FaultProxy)>,
+    dir: PathBuf,
 }
 
 pub fn free_port() -> std::io::Result<u16> {
@@ -77,25 +108,27 @@ pub fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// A command whose child dies with us and logs to `dir/logs/<name>.log`.
-fn command(program: &Path, dir: &Path, name: &str) -> Result<Command, TopologyError> {
+/// Starts `launch` as a child that dies with us and appends to
+/// `dir/logs/<name>.log` (a restart continues the same log); a failure
+/// names the program and how to install it.
+fn spawn(launch: &Launch, dir: &Path, name: &str) -> Result<Child, TopologyError> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(program);
-    cmd.stdin(Stdio::null())
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join(format!("{name}.log")))?;
+    let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true);
     die_with_parent(&mut cmd);
-    Ok(cmd)
-}
-
-/// Starts `cmd`; a failure names the program and how to install it.
-fn spawn(cmd: &mut Command, what: &str, hint: &'static str) -> Result<Child, TopologyError> {
     cmd.spawn().map_err(|source| TopologyError::Spawn {
-        what: what.to_owned(),
-        hint,
+        what: launch.what.clone(),
+        hint: launch.hint,
         source,
     })
 }
@@ -150,15 +183,35 @@ async fn version_of(program: &str, flag: &str) -> String {
 }
 
 impl Topology {
-    pub async fn start(spec: &scenario::Topology, dir: &Path) -> Result<Topology, TopologyError> {
+    /// Starts the topology; `links` are the links faults will hit, each of
+    /// which gets a fault proxy.
+    pub async fn start(
+        spec: &scenario::Topology,
+        dir: &Path,
+        links: &[Target],
+    ) -> Result<Topology, TopologyError> {
         match spec.kind {
-            TopologyKind::External => Topology::external(spec),
-            TopologyKind::Local => Topology::local(spec, dir).await,
+            TopologyKind::External => Topology::external(spec, dir),
+            TopologyKind::Local => Topology::local(spec, dir, links).await,
         }
     }
 
-    fn external(spec: &scenario::Topology) -> Result<Topology, TopologyError> {
-        let replicas = spec
+    fn empty(dir: &Path, ledger: Option<PathBuf>) -> Topology {
+        Topology {
+            ledger,
+            replicas: Vec::new(),
+            lb: None,
+            redis_url: None,
+            versions: Vec::new(),
+            processes: Vec::new(),
+            links: Vec::new(),
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn external(spec: &scenario::Topology, dir: &Path) -> Result<Topology, TopologyError> {
+        let mut topology = Topology::empty(dir, None);
+        topology.replicas = spec
             .urls
             .iter()
             .enumerate()
@@ -175,26 +228,19 @@ impl Topology {
                 }
             })
             .collect();
-        Ok(Topology {
-            ledger: None,
-            replicas,
-            lb: None,
-            redis_url: None,
-            versions: Vec::new(),
-            processes: Vec::new(),
-        })
+        Ok(topology)
     }
 
-    async fn local(spec: &scenario::Topology, dir: &Path) -> Result<Topology, TopologyError> {
-        let mut topology = Topology {
-            ledger: Some(dir.join("processes.txt")),
-            replicas: Vec::new(),
-            lb: None,
-            redis_url: None,
-            versions: vec![("tierlab".into(), env!("CARGO_PKG_VERSION").into())],
-            processes: Vec::new(),
-        };
-        match topology.start_all(spec, dir).await {
+    async fn local(
+        spec: &scenario::Topology,
+        dir: &Path,
+        links: &[Target],
+    ) -> Result<Topology, TopologyError> {
+        let mut topology = Topology::empty(dir, Some(dir.join("processes.txt")));
+        topology
+            .versions
+            .push(("tierlab".into(), env!("CARGO_PKG_VERSION").into()));
+        match topology.start_all(spec, links).await {
             Ok(()) => Ok(topology),
             Err(e) => {
                 // Stop what did start, and wait for it, before reporting.
@@ -207,10 +253,10 @@ impl Topology {
     async fn start_all(
         &mut self,
         spec: &scenario::Topology,
-        dir: &Path,
+        links: &[Target],
     ) -> Result<(), TopologyError> {
         if spec.state == StateMode::Redis {
-            self.start_redis(spec.persistence, dir).await?;
+            self.start_redis(spec.persistence).await?;
             self.versions.push((
                 "redis".into(),
                 version_of("redis-server", "--version").await,
@@ -222,60 +268,56 @@ impl Topology {
             version_of(&server.to_string_lossy(), "--version").await,
         ));
         for i in 1..=spec.replicas {
-            self.start_replica(spec, &server, i, dir).await?;
+            self.start_replica(spec, &server, i, links).await?;
         }
         if spec.via == Via::Lb {
-            self.start_haproxy(spec.balance, dir).await?;
+            self.start_haproxy(spec.balance).await?;
             self.versions
                 .push(("haproxy".into(), version_of("haproxy", "-v").await));
         }
-        let mut endpoints: Vec<&Endpoint> = self.replicas.iter().collect();
-        endpoints.extend(self.lb.as_ref());
-        for endpoint in endpoints {
-            wait_http_ready(endpoint, dir).await?;
+        let mut endpoints: Vec<Endpoint> = self.replicas.clone();
+        endpoints.extend(self.lb.clone());
+        for endpoint in &endpoints {
+            wait_http_ready(endpoint, &self.dir).await?;
         }
         Ok(())
     }
 
-    async fn start_redis(
-        &mut self,
-        persistence: Persistence,
-        dir: &Path,
-    ) -> Result<(), TopologyError> {
+    async fn start_redis(&mut self, persistence: Persistence) -> Result<(), TopologyError> {
         let port = free_port()?;
-        let data = dir.join("redis");
+        let data = self.dir.join("redis");
         std::fs::create_dir_all(&data)?;
-        let mut cmd = command(Path::new("redis-server"), dir, "redis")?;
-        cmd.args([
+        let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
             "--bind",
             "127.0.0.1",
             "--save",
             "",
-        ])
-        .arg("--dir")
-        .arg(&data)
-        .args(["--daemonize", "no", "--logfile", ""]);
-        match persistence {
-            Persistence::None => cmd.args(["--appendonly", "no"]),
-            Persistence::AofEverysec => {
-                cmd.args(["--appendonly", "yes", "--appendfsync", "everysec"])
-            }
-            Persistence::AofAlways => cmd.args(["--appendonly", "yes", "--appendfsync", "always"]),
+            "--dir",
+            &data.to_string_lossy(),
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let aof: &[&str] = match persistence {
+            Persistence::None => &["--appendonly", "no"],
+            Persistence::AofEverysec => &["--appendonly", "yes", "--appendfsync", "everysec"],
+            Persistence::AofAlways => &["--appendonly", "yes", "--appendfsync", "always"],
         };
-        let child = spawn(&mut cmd, "redis-server", "apt-get install -y redis-server")?;
-        self.adopt("redis".into(), child)?;
-        let deadline = Instant::now() + READY_WITHIN;
-        while !redis_answers(port).await {
-            if Instant::now() > deadline {
-                return Err(TopologyError::NotReady {
-                    what: "redis-server".into(),
-                    log: dir.join("logs/redis.log").display().to_string(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        args.extend(aof.iter().map(|a| (*a).to_owned()));
+        let launch = Launch {
+            program: PathBuf::from("redis-server"),
+            args,
+            env: Vec::new(),
+            what: "redis-server".into(),
+            hint: "apt-get install -y redis-server",
+            ready: Readiness::RedisPing(port),
+        };
+        self.launch("redis", launch).await?;
         self.redis_url = Some(format!("redis://127.0.0.1:{port}"));
         Ok(())
     }
@@ -285,51 +327,123 @@ impl Topology {
         spec: &scenario::Topology,
         server: &Path,
         i: u32,
-        dir: &Path,
+        links: &[Target],
     ) -> Result<(), TopologyError> {
         let port = free_port()?;
         let name = format!("srv-{i}");
-        let mut cmd = command(server, dir, &name)?;
-        cmd.args(["--port", &port.to_string(), "--server-id", &name])
-            .env("RUST_LOG", "warn");
-        match &self.redis_url {
-            Some(url) => cmd.args(["--state", "redis", "--redis-url", url]),
-            None => cmd.args(["--state", "memory"]),
+        // Players reach it through a proxy when a fault will cut that link.
+        let reached_at = if links.contains(&Target::PlayersToReplica(i)) {
+            let proxy = FaultProxy::start(0, ([127, 0, 0, 1], port).into()).await?;
+            let at = proxy.addr().port();
+            self.links.push((Target::PlayersToReplica(i), proxy));
+            at
+        } else {
+            port
         };
+        let endpoint = Endpoint::local(&name, reached_at);
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--server-id".into(),
+            name.clone(),
+            "--public-url".into(),
+            endpoint.ws_url.clone(),
+        ];
+        match self.redis_url_for(i, links).await? {
+            Some(url) => args.extend(["--state".into(), "redis".into(), "--redis-url".into(), url]),
+            None => args.extend(["--state".into(), "memory".into()]),
+        }
         if spec.via == Via::Assigned {
-            cmd.args(["--assign", "least-loaded"]);
+            args.extend(["--assign".into(), "least-loaded".into()]);
         }
         // Several replicas sharing this machine's cores run one thread each:
         // measured, it cut p95 fan-out at 3,000 players from 151 ms to 16 ms
         // (docs/performance.md). A scenario's own --workers wins.
         if spec.replicas > 1 && !spec.server_args.iter().any(|a| a == "--workers") {
-            cmd.args(["--workers", "1"]);
+            args.extend(["--workers".into(), "1".into()]);
         }
-        cmd.args(&spec.server_args);
-        let child = spawn(
-            &mut cmd,
-            &server.display().to_string(),
-            "cargo build --release -p tierlab-server",
-        )?;
-        self.adopt(name.clone(), child)?;
-        self.replicas.push(Endpoint::local(&name, port));
+        args.extend(spec.server_args.iter().cloned());
+        let launch = Launch {
+            program: server.to_owned(),
+            args,
+            env: vec![("RUST_LOG".into(), "warn".into())],
+            what: server.display().to_string(),
+            hint: "cargo build --release -p tierlab-server",
+            // Readiness of all replicas is awaited together, after the LB.
+            ready: Readiness::Http(Endpoint::local(&name, port)),
+        };
+        self.adopt(&name, launch)?;
+        self.replicas.push(endpoint);
         Ok(())
     }
 
-    async fn start_haproxy(&mut self, balance: Balance, dir: &Path) -> Result<(), TopologyError> {
+    /// Redis as replica `i` reaches it: through a proxy when a fault will
+    /// cut that link.
+    async fn redis_url_for(
+        &mut self,
+        i: u32,
+        links: &[Target],
+    ) -> Result<Option<String>, TopologyError> {
+        let Some(url) = self.redis_url.clone() else {
+            return Ok(None);
+        };
+        if !links.contains(&Target::ReplicaToRedis(i)) {
+            return Ok(Some(url));
+        }
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| TopologyError::External(format!("bad Redis URL {url}")))?;
+        let proxy = FaultProxy::start(0, ([127, 0, 0, 1], port).into()).await?;
+        let proxied = format!("redis://{}", proxy.addr());
+        self.links.push((Target::ReplicaToRedis(i), proxy));
+        Ok(Some(proxied))
+    }
+
+    async fn start_haproxy(&mut self, balance: Balance) -> Result<(), TopologyError> {
         let port = free_port()?;
         let config = haproxy_config(port, balance, &self.replicas);
-        let path = dir.join("haproxy.cfg");
+        let path = self.dir.join("haproxy.cfg");
         std::fs::write(&path, config)?;
-        let mut cmd = command(Path::new("haproxy"), dir, "haproxy")?;
-        cmd.arg("-db").arg("-f").arg(&path);
-        let child = spawn(&mut cmd, "haproxy", "apt-get install -y haproxy")?;
-        self.adopt("haproxy".into(), child)?;
-        self.lb = Some(Endpoint::local("haproxy", port));
+        let lb = Endpoint::local("haproxy", port);
+        let launch = Launch {
+            program: PathBuf::from("haproxy"),
+            args: vec![
+                "-db".into(),
+                "-f".into(),
+                path.to_string_lossy().into_owned(),
+            ],
+            env: Vec::new(),
+            what: "haproxy".into(),
+            hint: "apt-get install -y haproxy",
+            ready: Readiness::Http(lb.clone()),
+        };
+        self.adopt("haproxy", launch)?;
+        self.lb = Some(lb);
         Ok(())
     }
 
-    fn adopt(&mut self, name: String, child: Child) -> Result<(), TopologyError> {
+    /// Starts a process and waits until it is ready.
+    async fn launch(&mut self, name: &str, launch: Launch) -> Result<(), TopologyError> {
+        let ready = launch.ready.clone();
+        self.adopt(name, launch)?;
+        wait_ready(&ready, name, &self.dir).await
+    }
+
+    /// Starts a process and keeps it (and its pid in `processes.txt`).
+    fn adopt(&mut self, name: &str, launch: Launch) -> Result<(), TopologyError> {
+        let child = spawn(&launch, &self.dir, name)?;
+        self.note_pid(name, &child)?;
+        self.processes.push(Process {
+            name: name.to_owned(),
+            launch,
+            child: Some(child),
+        });
+        Ok(())
+    }
+
+    fn note_pid(&self, name: &str, child: &Child) -> Result<(), TopologyError> {
         if let (Some(ledger), Some(pid)) = (&self.ledger, child.id()) {
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
@@ -337,8 +451,69 @@ impl Topology {
                 .open(ledger)?;
             std::io::Write::write_all(&mut file, format!("{name} {pid}\n").as_bytes())?;
         }
-        self.processes.push(Process { name, child });
         Ok(())
+    }
+
+    fn process(&mut self, name: &str) -> Result<&mut Process, TopologyError> {
+        self.processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .ok_or_else(|| TopologyError::NoSuchProcess(name.to_owned()))
+    }
+
+    /// Sends `signal` to a process (SIGSTOP/SIGCONT for a pause).
+    pub fn signal(&mut self, name: &str, signal: Signal) -> Result<(), TopologyError> {
+        let process = self.process(name)?;
+        if let Some(pid) = process.child.as_ref().and_then(Child::id) {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+                .map_err(std::io::Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL, and reap.
+    pub async fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
+        let process = self.process(name)?;
+        if let Some(mut child) = process.child.take() {
+            let _ = child.kill().await;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM (a replica drains), then SIGKILL if it outlives `grace`.
+    pub async fn terminate(&mut self, name: &str, grace: Duration) -> Result<(), TopologyError> {
+        self.signal(name, Signal::SIGTERM)?;
+        let process = self.process(name)?;
+        if let Some(mut child) = process.child.take() {
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                tracing::warn!(name, "did not stop in time; killing");
+                let _ = child.kill().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped process again as it was first started, and waits
+    /// until it is ready.
+    pub async fn relaunch(&mut self, name: &str) -> Result<(), TopologyError> {
+        let dir = self.dir.clone();
+        let process = self.process(name)?;
+        if process.child.is_some() {
+            return Ok(());
+        }
+        let launch = process.launch.clone();
+        let child = spawn(&launch, &dir, name)?;
+        self.note_pid(name, &child)?;
+        self.process(name)?.child = Some(child);
+        wait_ready(&launch.ready, name, &dir).await
+    }
+
+    /// The fault proxy on `link`, if the topology has one.
+    pub fn link(&self, link: Target) -> Option<&FaultProxy> {
+        self.links
+            .iter()
+            .find(|(target, _)| *target == link)
+            .map(|(_, proxy)| proxy)
     }
 
     /// The REST base URL: the load balancer, else the first replica.
@@ -363,36 +538,56 @@ impl Topology {
         }
     }
 
-    /// Process ids of the replicas and Redis (for CPU/memory sampling).
+    /// Process ids of the running processes (for CPU/memory sampling).
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.processes
             .iter()
-            .filter_map(|p| p.child.id().map(|id| (p.name.clone(), id)))
+            .filter_map(|p| p.child.as_ref()?.id().map(|id| (p.name.clone(), id)))
             .collect()
     }
 
-    /// SIGTERM the replicas (they drain), then kill whatever is left.
+    /// SIGTERM everything (replicas drain), then kill whatever is left; a
+    /// paused process is continued first so it can hear the SIGTERM.
     pub async fn stop(mut self) {
         for process in &self.processes {
-            if let Some(pid) = process.child.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+            if let Some(pid) = process.child.as_ref().and_then(Child::id) {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
+                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
             }
         }
         let deadline = Instant::now() + STOP_GRACE;
         for process in &mut self.processes {
+            let Some(child) = process.child.as_mut() else {
+                continue;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, process.child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(left, child.wait()).await.is_err() {
                 tracing::warn!(name = process.name, "did not stop in time; killing");
-                let _ = process.child.kill().await;
+                let _ = child.kill().await;
             }
         }
         self.processes.clear();
+        self.links.clear();
+    }
+}
+
+async fn wait_ready(ready: &Readiness, name: &str, dir: &Path) -> Result<(), TopologyError> {
+    match ready {
+        Readiness::Http(endpoint) => wait_http_ready(endpoint, dir).await,
+        Readiness::RedisPing(port) => {
+            let deadline = Instant::now() + READY_WITHIN;
+            while !redis_answers(*port).await {
+                if Instant::now() > deadline {
+                    return Err(TopologyError::NotReady {
+                        what: name.to_owned(),
+                        log: dir.join(format!("logs/{name}.log")).display().to_string(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -496,18 +691,12 @@ mod tests {
 
     #[test]
     fn direct_players_spread_a_room_over_replicas() {
-        let topology = Topology {
-            ledger: None,
-            replicas: vec![
-                Endpoint::local("a", 1),
-                Endpoint::local("b", 2),
-                Endpoint::local("c", 3),
-            ],
-            lb: None,
-            redis_url: None,
-            versions: vec![],
-            processes: vec![],
-        };
+        let mut topology = Topology::empty(Path::new("."), None);
+        topology.replicas = vec![
+            Endpoint::local("a", 1),
+            Endpoint::local("b", 2),
+            Endpoint::local("c", 3),
+        ];
         let urls: Vec<&str> = (0..3)
             .map(|m| topology.player_url(Via::Direct, 0, m))
             .collect();

@@ -5,74 +5,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `tierlab` with the `tierlab-server` built beside it.
-fn tierlab() -> Command {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_tierlab"));
-    let server = bin.with_file_name("tierlab-server");
-    assert!(
-        server.exists(),
-        "{} is missing: build it first (cargo build -p tierlab-server; `just test` does)",
-        server.display()
-    );
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(workspace());
-    cmd
-}
+use support::{leftovers, read_run, schema_errors, tierlab};
 
 /// `tierlab run scenarios/smoke.toml --quiet --out DIR` with `overrides`
 /// (`key=value`, each passed as `--set`).
 fn run_smoke(dir: &Path, overrides: &[&str]) -> std::process::Output {
-    let mut cmd = tierlab();
-    cmd.args(["run", "scenarios/smoke.toml", "--quiet", "--out"])
-        .arg(dir);
-    for set in overrides {
-        cmd.args(["--set", set]);
-    }
-    cmd.output().unwrap()
-}
-
-fn read_run(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
-}
-
-fn schema_errors(record: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace().join("docs/run.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    validator
-        .iter_errors(record)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect()
-}
-
-/// Processes the run started (its `processes.txt`) that are still alive.
-fn leftovers(dir: &Path) -> Vec<String> {
-    let ledger = std::fs::read_to_string(dir.join("processes.txt")).unwrap_or_default();
-    ledger
-        .lines()
-        .filter(|line| {
-            let pid = line.split_whitespace().nth(1).unwrap_or("0");
-            // Alive and not a zombie waiting for a parent that is gone.
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit(')')
-                    .next()
-                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-            })
-        })
-        .map(str::to_owned)
-        .collect()
+    support::run("scenarios/smoke.toml", dir, overrides)
 }
 
 #[test]

@@ -14,6 +14,11 @@ fn acks(room: &str, seqs: impl IntoIterator<Item = u64>) -> HashMap<String, Rang
     HashMap::from([(room.to_owned(), set)])
 }
 
+/// The checker without an ack clock.
+fn plain(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Verdict {
+    check(acked, &AckClock::new(), members)
+}
+
 fn member(player: &str, joined_at: u64, seen: &[u64], stayed: bool) -> MemberRecord {
     let mut m = MemberRecord::new("R", player, joined_at);
     for &s in seen {
@@ -25,7 +30,7 @@ fn member(player: &str, joined_at: u64, seen: &[u64], stayed: bool) -> MemberRec
 
 #[test]
 fn a_clean_history_has_nothing_to_report() {
-    let v = check(
+    let v = plain(
         &acks("R", 1..=5),
         &[
             member("a", 0, &[1, 2, 3, 4, 5], true),
@@ -41,7 +46,7 @@ fn a_clean_history_has_nothing_to_report() {
 
 #[test]
 fn a_gap_is_lost_and_named() {
-    let v = check(&acks("R", 1..=5), &[member("a", 0, &[1, 2, 4, 5], true)]);
+    let v = plain(&acks("R", 1..=5), &[member("a", 0, &[1, 2, 4, 5], true)]);
     assert_eq!(v.lost, 1);
     assert_eq!(
         v.findings,
@@ -61,14 +66,14 @@ fn a_gap_is_lost_and_named() {
 fn the_tail_is_owed_to_members_who_stayed_only() {
     let stayed = member("a", 0, &[1, 2, 3], true);
     let left = member("b", 0, &[1, 2, 3], false);
-    let v = check(&acks("R", 1..=5), &[stayed, left]);
+    let v = plain(&acks("R", 1..=5), &[stayed, left]);
     assert_eq!(v.lost, 2, "a misses 4 and 5; b left after 3");
 }
 
 #[test]
 fn duplicates_and_reorders_are_counted() {
     // A resume that replays 3 again, and 5 arriving before 4.
-    let v = check(
+    let v = plain(
         &acks("R", 1..=5),
         &[member("a", 0, &[1, 2, 3, 3, 5, 4], true)],
     );
@@ -81,14 +86,14 @@ fn duplicates_and_reorders_are_counted() {
 #[test]
 fn a_gap_filled_by_backfill_is_not_lost() {
     // Members see 1,2 live, then 5 after a resync has delivered 3,4 first.
-    let v = check(&acks("R", 1..=5), &[member("a", 0, &[1, 2, 3, 4, 5], true)]);
+    let v = plain(&acks("R", 1..=5), &[member("a", 0, &[1, 2, 3, 4, 5], true)]);
     assert_eq!(v.lost, 0);
 }
 
 #[test]
 fn delivered_but_never_acked_is_counted_apart() {
     // Seq 4's ack was lost with its sender's connection.
-    let v = check(
+    let v = plain(
         &acks("R", [1, 2, 3, 5]),
         &[
             member("a", 0, &[1, 2, 3, 4, 5], true),
@@ -100,7 +105,7 @@ fn delivered_but_never_acked_is_counted_apart() {
 
 #[test]
 fn events_before_a_join_are_not_owed() {
-    let v = check(&acks("R", 1..=10), &[member("late", 7, &[8, 9, 10], true)]);
+    let v = plain(&acks("R", 1..=10), &[member("late", 7, &[8, 9, 10], true)]);
     assert_eq!(v.lost, 0);
 }
 
@@ -144,4 +149,28 @@ fn range_arithmetic_matches_a_plain_set() {
             assert!(w[0].1 + 1 < w[1].0, "ranges stay disjoint and non-adjacent");
         }
     }
+}
+
+#[test]
+fn a_loss_is_counted_in_the_second_its_ack_came() {
+    // Seqs 1-4 acked by second 10, 5-8 by second 11, 9-10 by second 12.
+    let clock = AckClock::from([("R".to_owned(), vec![(4, 10), (8, 11), (10, 12)])]);
+    let v = check(
+        &acks("R", 1..=10),
+        &clock,
+        &[member("a", 0, &[1, 2, 3, 6, 9, 10], true)],
+    );
+    assert_eq!(v.lost, 4);
+    assert_eq!(
+        v.lost_by_ack_second,
+        BTreeMap::from([(10, 1), (11, 3)]),
+        "4 in second 10; 5, 7 and 8 in second 11"
+    );
+}
+
+#[test]
+fn a_loss_past_the_last_mark_counts_in_the_last_second() {
+    let clock = AckClock::from([("R".to_owned(), vec![(2, 5)])]);
+    let v = check(&acks("R", 1..=4), &clock, &[member("a", 0, &[1], true)]);
+    assert_eq!(v.lost_by_ack_second, BTreeMap::from([(5, 3)]));
 }

@@ -5,6 +5,7 @@
 //! (`population.rooms`); semantic checks after parsing name the field too.
 //! Nothing is silently defaulted except what `docs/scenarios.md` documents.
 
+mod fault;
 mod slo;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use fault::{kind_name, Direction, Fault, FaultKind, FaultSpec, Target};
 pub use slo::{Comparison, Metric, Slo, SloError, Stat};
 
 /// Why a scenario could not be loaded.
@@ -250,6 +252,27 @@ pub struct Behaviour {
     /// Per player per minute: chance to drop the connection and resume.
     #[serde(default)]
     pub reconnect: f64,
+    /// How a player whose connection dropped tries again.
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// First wait (exponential: the range of the first, jittered, wait;
+    /// immediate: every wait).
+    #[serde(default = "Behaviour::default_backoff_min", with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(default = "Behaviour::default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+/// Reconnect policy of the players.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backoff {
+    /// Jittered exponential backoff, as a well-behaved client does.
+    #[default]
+    Exponential,
+    /// Retry at once and every `backoff_min`: the naive herd that makes a
+    /// reconnect storm.
+    Immediate,
 }
 
 impl Behaviour {
@@ -261,6 +284,12 @@ impl Behaviour {
     }
     fn default_payload() -> u32 {
         32
+    }
+    fn default_backoff_min() -> Duration {
+        Duration::from_millis(100)
+    }
+    fn default_backoff_max() -> Duration {
+        Duration::from_secs(5)
     }
 }
 
@@ -274,6 +303,9 @@ impl Default for Behaviour {
             idle: 0.0,
             churn: 0.0,
             reconnect: 0.0,
+            backoff: Backoff::Exponential,
+            backoff_min: Behaviour::default_backoff_min(),
+            backoff_max: Behaviour::default_backoff_max(),
         }
     }
 }
@@ -344,6 +376,8 @@ struct ScenarioFile {
     http: HttpTraffic,
     #[serde(default)]
     slo: Vec<String>,
+    #[serde(default)]
+    faults: Vec<FaultSpec>,
 }
 
 /// A validated scenario.
@@ -357,6 +391,8 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     pub http: HttpTraffic,
     pub slo: Vec<Slo>,
+    /// In the order they start.
+    pub faults: Vec<Fault>,
     /// The file's text (after `--set`), kept for the run record.
     pub source: String,
     pub path: PathBuf,
@@ -620,12 +656,45 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         "http.health_every",
         "must be 10ms or more",
     )?;
+    check(
+        b.backoff_min <= b.backoff_max,
+        "behaviour.backoff_min",
+        "must not exceed backoff_max",
+    )?;
+    check(
+        b.backoff_min >= Duration::from_millis(1) || b.backoff == Backoff::Exponential,
+        "behaviour.backoff_min",
+        "immediate retries need a backoff_min of 1ms or more (a zero wait would spin)",
+    )?;
     let slo = file
         .slo
         .iter()
         .enumerate()
         .map(|(i, text)| Slo::parse(text).map_err(|e| invalid(&format!("slo[{i}]"), e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    let bounds = fault::Bounds {
+        replicas: t.replicas,
+        redis: t.state == StateMode::Redis,
+        lb: t.via == Via::Lb,
+        local: t.kind == TopologyKind::Local,
+        max_duration: l.max_duration,
+    };
+    let mut faults = file
+        .faults
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            spec.validate(&bounds).map_err(|message| {
+                let label = spec
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" \"{n}\""))
+                    .unwrap_or_default();
+                invalid(&format!("faults[{i}]{label}"), message)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    faults.sort_by_key(|f| f.at);
     Ok(Scenario {
         name: file.name,
         description: file.description,
@@ -635,6 +704,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         behaviour: file.behaviour,
         http: file.http,
         slo,
+        faults,
         source,
         path: path.to_owned(),
     })

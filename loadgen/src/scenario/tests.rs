@@ -153,14 +153,87 @@ fn overrides_apply_and_bad_ones_are_named() {
 
 #[test]
 fn shipped_scenarios_are_valid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
-        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            Scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
-            seen += 1;
+    for dir in [root.clone(), root.join("drills")] {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
         }
     }
-    assert!(seen >= 3, "expected smoke, tier1 and tier2 at least");
+    assert!(
+        seen >= 7,
+        "expected smoke, tier1, tier2 and the drills at least"
+    );
+}
+
+const FAULTY: &str = "\n[[faults]]\nkind = \"crash\"\ntarget = \"srv-2\"\nat = \"5s\"\n";
+
+#[test]
+fn faults_parse_into_targets_and_times() {
+    let text = format!(
+        "{GOOD}{FAULTY}\n[[faults]]\nname = \"slow link\"\nkind = \"latency\"\ntarget = \"srv-1 -> redis\"\nat = \"2s\"\nfor = \"3s\"\nlatency = \"50ms\"\n"
+    );
+    let s = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults.len(), 2);
+    // In the order they start.
+    assert_eq!(s.faults[0].name, "slow link");
+    assert_eq!(s.faults[0].target, Target::ReplicaToRedis(1));
+    assert_eq!(s.faults[0].latency, Duration::from_millis(50));
+    assert_eq!(s.faults[1].name, "crash srv-2");
+    assert_eq!(s.faults[1].target, Target::Replica(2));
+    assert_eq!(s.faults[1].lasts, None);
+}
+
+#[test]
+fn bad_faults_are_named_before_anything_starts() {
+    for (fault, expect) in [
+        (
+            "kind = \"crash\"\ntarget = \"srv-7\"\nat = \"1s\"",
+            "srv-7 does not exist",
+        ),
+        (
+            "kind = \"crash\"\ntarget = \"mongo\"\nat = \"1s\"",
+            "not a replica",
+        ),
+        (
+            "kind = \"pause\"\ntarget = \"redis\"\nat = \"1s\"",
+            "needs `for`",
+        ),
+        (
+            "kind = \"crash\"\ntarget = \"srv-1\"\nat = \"20s\"\nfor = \"15s\"",
+            "the run lasts at most",
+        ),
+        (
+            "kind = \"blackhole\"\ntarget = \"srv-1\"\nat = \"1s\"\nfor = \"1s\"",
+            "cannot hit `srv-1`",
+        ),
+        (
+            "kind = \"crash\"\ntarget = \"lb->redis\"\nat = \"1s\"",
+            "links are",
+        ),
+        (
+            "kind = \"latency\"\ntarget = \"srv-1->redis\"\nat = \"1s\"\nfor = \"1s\"",
+            "needs `latency`",
+        ),
+        (
+            "kind = \"crash\"\ntarget = \"lb\"\nat = \"1s\"\nwhen = 3",
+            "unknown field `when`",
+        ),
+    ] {
+        let text = format!("{GOOD}\n[[faults]]\nname = \"bad one\"\n{fault}\n");
+        let err = error(&text);
+        assert!(err.contains(expect), "{fault}: {err}");
+        if !expect.starts_with("unknown") {
+            assert!(err.contains("faults[0] \"bad one\""), "{err}");
+        }
+    }
+    let memory = GOOD.replace("replicas = 2", "replicas = 1\nstate = \"memory\"");
+    let err = error(&format!(
+        "{memory}\n[[faults]]\nkind = \"crash\"\ntarget = \"redis\"\nat = \"1s\"\n"
+    ));
+    assert!(err.contains("no Redis"), "{err}");
 }

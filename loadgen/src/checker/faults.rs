@@ -1,0 +1,186 @@
+//! What each fault cost: over its window (from its start to the next
+//! fault's start, or the end of the run) — how many players dropped and how
+//! long until they were all back, how long until fan-out p95 was back under
+//! its limit for good, reconnects and errors by kind, and the acked events
+//! lost whose ack came in the window. Pure code over the time series and the
+//! checker's lost-by-ack-second.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::stats::Second;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FaultVerdict {
+    /// The window judged, in seconds since the run started.
+    pub window_s: (f64, f64),
+    /// Players in their rooms in the second before the fault.
+    pub players_before: i64,
+    /// The most players missing at once: short of as many as before, or of
+    /// the load shape's target when it asked for fewer (a ramp-down is not
+    /// a drop).
+    pub players_dropped: i64,
+    /// From the fault's start until every player who dropped was back; null
+    /// when they were still missing at the end of the window.
+    pub players_back_s: Option<f64>,
+    pub fanout_limit_ms: f64,
+    /// From the fault's start until fan-out p95 was back under the limit
+    /// for the rest of the window (0: it never went over); null when it
+    /// was still over at the end of the window.
+    pub fanout_recovered_s: Option<f64>,
+    pub reconnects: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// Acked events some member never got, whose ack came in the window.
+    pub lost: u64,
+    /// Nothing lost, players back and fan-out recovered within the window.
+    pub pass: bool,
+}
+
+/// Judges the window `start..end` (seconds).
+pub fn judge(
+    start: f64,
+    end: f64,
+    series: &[Second],
+    lost_by_ack_second: &BTreeMap<u64, u64>,
+    fanout_limit_ms: f64,
+) -> FaultVerdict {
+    // Row t covers about the second (t-1, t], closed a little after t: the
+    // row that may hold the fault's first moments is the one with t just
+    // above start - 1.
+    let inside: Vec<&Second> = series
+        .iter()
+        .filter(|s| s.t as f64 > start - 1.0 && s.t as f64 <= end.ceil())
+        .collect();
+    let players_before = series
+        .iter()
+        .rev()
+        .find(|s| s.t as f64 <= start - 1.0)
+        .or(series.first())
+        .map_or(0, |s| s.players);
+    let since = |s: &Second| (s.t as f64 - start).max(0.0);
+    // Short of what is expected, beyond rounding of the load shape.
+    let missing = |s: &Second| {
+        let expected = players_before.min(s.target.round() as i64);
+        let missing = expected - s.players;
+        if missing > (expected / 100).max(1) {
+            missing
+        } else {
+            0
+        }
+    };
+    let players_dropped = inside.iter().map(|s| missing(s)).max().unwrap_or(0);
+    let players_back_s = match inside.iter().rposition(|s| missing(s) > 0) {
+        None => Some(0.0),
+        Some(last) => inside.get(last + 1).map(|s| since(s)),
+    };
+    let over = |s: &&&Second| s.fanout_ms.count > 0 && s.fanout_ms.p95 > fanout_limit_ms;
+    let fanout_recovered_s = match inside.iter().rposition(|s| over(&s)) {
+        None => Some(0.0),
+        Some(last) if last + 1 == inside.len() => None,
+        Some(last) => Some(since(inside[last])),
+    };
+    let mut errors = BTreeMap::new();
+    for s in &inside {
+        for (kind, n) in &s.errors_by_kind {
+            *errors.entry(kind.clone()).or_default() += n;
+        }
+    }
+    let lost = lost_by_ack_second
+        .range(start.floor() as u64..=end.ceil() as u64)
+        .map(|(_, n)| n)
+        .sum();
+    FaultVerdict {
+        window_s: (start, end),
+        players_before,
+        players_dropped,
+        players_back_s,
+        fanout_limit_ms,
+        fanout_recovered_s,
+        reconnects: inside.iter().map(|s| s.reconnects).sum(),
+        errors,
+        lost,
+        pass: lost == 0 && players_back_s.is_some() && fanout_recovered_s.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Percentiles;
+
+    fn second(t: u64, players: i64, p95: f64) -> Second {
+        Second {
+            t,
+            players,
+            target: 100.0,
+            fanout_ms: Percentiles {
+                count: 10,
+                p95,
+                ..Percentiles::default()
+            },
+            ..Second::default()
+        }
+    }
+
+    #[test]
+    fn a_crash_that_heals_is_timed() {
+        // Fault at 10.2 s: 40 players drop, all back by second 14; fan-out
+        // over 50 ms in seconds 13 and 14 (the replay), fine from 15.
+        let mut series: Vec<Second> = (1..=20).map(|t| second(t, 100, 5.0)).collect();
+        for (t, players, p95) in [
+            (11, 60, 5.0),
+            (12, 60, 5.0),
+            (13, 90, 900.0),
+            (14, 100, 300.0),
+        ] {
+            series[t - 1] = second(t as u64, players, p95);
+        }
+        series[11].reconnects = 30;
+        series[12].reconnects = 10;
+        series[10].errors_by_kind.insert("disconnected".into(), 40);
+        let v = judge(10.2, 20.0, &series, &BTreeMap::new(), 50.0);
+        assert_eq!((v.players_before, v.players_dropped), (100, 40));
+        assert!((v.players_back_s.unwrap() - 3.8).abs() < 1e-9, "{v:?}");
+        assert!((v.fanout_recovered_s.unwrap() - 3.8).abs() < 1e-9, "{v:?}");
+        assert_eq!(v.reconnects, 40);
+        assert_eq!(v.errors["disconnected"], 40);
+        assert!(v.pass);
+    }
+
+    #[test]
+    fn losses_in_the_window_fail_it_and_others_do_not_count() {
+        let series: Vec<Second> = (1..=20).map(|t| second(t, 100, 5.0)).collect();
+        let lost = BTreeMap::from([(5, 7), (12, 2)]);
+        let v = judge(10.0, 15.0, &series, &lost, 50.0);
+        assert_eq!(v.lost, 2);
+        assert!(!v.pass);
+        assert_eq!(v.players_back_s, Some(0.0));
+    }
+
+    #[test]
+    fn a_ramp_down_after_the_fault_is_not_a_drop() {
+        let mut series: Vec<Second> = (1..=20).map(|t| second(t, 100, 5.0)).collect();
+        for (t, players) in [(11, 70), (12, 100), (18, 50), (19, 20), (20, 0)] {
+            series[t - 1].players = players;
+        }
+        for (t, target) in [(18, 50.0), (19, 20.0), (20, 0.0)] {
+            series[t - 1].target = target;
+        }
+        let v = judge(10.5, 20.0, &series, &BTreeMap::new(), 50.0);
+        assert_eq!(v.players_dropped, 30);
+        assert!((v.players_back_s.unwrap() - 1.5).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn a_fault_that_never_heals_says_so() {
+        let mut series: Vec<Second> = (1..=10).map(|t| second(t, 100, 5.0)).collect();
+        for row in &mut series[5..] {
+            *row = second(row.t, 50, 400.0);
+        }
+        let v = judge(5.0, 10.0, &series, &BTreeMap::new(), 50.0);
+        assert_eq!(v.players_back_s, None);
+        assert_eq!(v.fanout_recovered_s, None);
+        assert!(!v.pass);
+    }
+}
