@@ -8,6 +8,7 @@ tierlab := "target/release/tierlab"
 test:
     @command -v redis-server >/dev/null || { echo "redis-server is not on PATH: apt-get install -y redis-server"; exit 1; }
     @command -v haproxy >/dev/null || { echo "haproxy is not on PATH: apt-get install -y haproxy"; exit 1; }
+    @command -v redis-sentinel >/dev/null || { echo "redis-sentinel is not on PATH: apt-get install -y redis-sentinel"; exit 1; }
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo build --workspace --bins --locked
@@ -42,7 +43,7 @@ run SCENARIO *ARGS: build
 serve *ARGS:
     cargo run --release --locked -p tierlab-server -- {{ARGS}}
 
-# A fault drill: scenarios/drills/NAME.toml (failover-replica, redis-outage, partition, reconnect-storm).
+# A fault drill: scenarios/drills/NAME.toml (failover-replica, redis-outage, redis-failover, partition, reconnect-storm).
 drill NAME *ARGS: build
     {{tierlab}} run scenarios/drills/{{NAME}}.toml {{ARGS}}
     @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential {{ARGS}}; fi

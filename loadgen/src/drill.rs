@@ -36,6 +36,7 @@ enum Action {
     Terminate(String),
     Relaunch(String),
     Link(Target, LinkState),
+    Failover,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +47,19 @@ struct Step {
     /// The fault begins (first step) or ends (last step) with this one.
     begins: bool,
     ends: bool,
+}
+
+impl Action {
+    /// The process it acts on, if it acts on one.
+    fn process_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Action::Kill(name)
+            | Action::Signal(name, _)
+            | Action::Terminate(name)
+            | Action::Relaunch(name) => Some(name),
+            Action::Link(..) | Action::Failover => None,
+        }
+    }
 }
 
 /// The steps of every fault, in time order.
@@ -69,7 +83,8 @@ fn plan(faults: &[Fault], replicas: u32) -> Vec<Step> {
     steps
 }
 
-/// A crash without `for` is never undone within the run.
+/// A crash without `for` is never undone within the run. (A failover ends
+/// when the replica is promoted: its one step is its whole life.)
 fn open_ended(fault: &Fault) -> bool {
     fault.kind == FaultKind::Crash && fault.lasts.is_none()
 }
@@ -115,6 +130,7 @@ fn actions(fault: &Fault, replicas: u32) -> Vec<(Duration, Action)> {
                 ]
             })
             .collect(),
+        FaultKind::Failover => vec![(Duration::ZERO, Action::Failover)],
         FaultKind::Latency | FaultKind::Bandwidth | FaultKind::Reset | FaultKind::Blackhole => {
             vec![
                 (
@@ -177,7 +193,10 @@ pub async fn run(
     events: UnboundedSender<FaultEvent>,
     stop: CancellationToken,
 ) {
-    for step in plan(faults, replicas) {
+    // With Sentinel, "redis" is whichever node is primary when the fault
+    // begins; its later steps (the restart) go to that same node.
+    let mut redis_of_fault = std::collections::HashMap::new();
+    for mut step in plan(faults, replicas) {
         let due = tokio::time::Instant::from_std(started + step.at);
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -188,6 +207,16 @@ pub async fn run(
                 fault: step.fault,
                 at: started.elapsed(),
             });
+        }
+        if topology.has_sentinel() {
+            if let Some(name) = step.action.process_mut().filter(|n| *n == "redis") {
+                if step.begins {
+                    redis_of_fault.insert(step.fault, topology.primary_name().await);
+                }
+                if let Some(node) = redis_of_fault.get(&step.fault) {
+                    node.clone_into(name);
+                }
+            }
         }
         let done = tokio::select! {
             _ = stop.cancelled() => return,
@@ -215,6 +244,9 @@ async fn apply(topology: &mut Topology, action: &Action) -> Result<(), String> {
         Action::Signal(name, signal) => topology.signal(name, *signal),
         Action::Terminate(name) => topology.terminate(name, DRAIN_GRACE).await,
         Action::Relaunch(name) => topology.relaunch(name).await,
+        Action::Failover => topology.fail_over().await.map(|promoted| {
+            tracing::info!(%promoted, "Sentinel promoted a new primary");
+        }),
         Action::Link(link, state) => {
             return match topology.link(*link) {
                 Some(proxy) => {

@@ -36,6 +36,8 @@ pub struct TopologyInfo {
     pub via: String,
     pub persistence: String,
     pub balance: String,
+    /// Redis as primary + replica + 3 Sentinels.
+    pub sentinel: bool,
     pub endpoints: Vec<String>,
 }
 

@@ -538,6 +538,7 @@ impl Report {
                 via: kebab(&t.via),
                 persistence: kebab(&t.persistence),
                 balance: kebab(&t.balance),
+                sentinel: t.sentinel,
                 endpoints,
             },
             machine: Machine::this(),

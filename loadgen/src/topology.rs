@@ -23,6 +23,10 @@ use crate::scenario::{self, Balance, Persistence, StateMode, Target, TopologyKin
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long Sentinel may take to promote a replica.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(30);
+/// The master name the Sentinels monitor.
+const SENTINEL_MASTER: &str = "tierlab";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
@@ -75,6 +79,8 @@ struct Launch {
 #[derive(Debug, Clone)]
 enum Readiness {
     RedisPing(u16),
+    /// A Redis replica whose link to its primary is up (first sync done).
+    RedisInSync(u16),
     Http(Endpoint),
 }
 
@@ -99,6 +105,8 @@ pub struct Topology {
     processes: Vec<Process>,
     /// Fault proxies on the links the scenario's faults name.
     links: Vec<(Target, FaultProxy)>,
+    /// Ports of the Sentinels, when the topology has them.
+    sentinels: Vec<u16>,
     dir: PathBuf,
 }
 
@@ -205,6 +213,7 @@ impl Topology {
             versions: Vec::new(),
             processes: Vec::new(),
             links: Vec::new(),
+            sentinels: Vec::new(),
             dir: dir.to_owned(),
         }
     }
@@ -256,7 +265,10 @@ impl Topology {
         links: &[Target],
     ) -> Result<(), TopologyError> {
         if spec.state == StateMode::Redis {
-            self.start_redis(spec.persistence).await?;
+            self.start_redis(spec.persistence, "redis", None).await?;
+            if spec.sentinel {
+                self.start_sentinels(spec.persistence).await?;
+            }
             self.versions.push((
                 "redis".into(),
                 version_of("redis-server", "--version").await,
@@ -283,9 +295,16 @@ impl Topology {
         Ok(())
     }
 
-    async fn start_redis(&mut self, persistence: Persistence) -> Result<(), TopologyError> {
+    /// Starts a redis-server named `name` (its data in `<dir>/<name>/`),
+    /// a replica of `primary` when given.
+    async fn start_redis(
+        &mut self,
+        persistence: Persistence,
+        name: &str,
+        primary: Option<u16>,
+    ) -> Result<u16, TopologyError> {
         let port = free_port()?;
-        let data = self.dir.join("redis");
+        let data = self.dir.join(name);
         std::fs::create_dir_all(&data)?;
         let mut args: Vec<String> = [
             "--port",
@@ -309,17 +328,100 @@ impl Topology {
             Persistence::AofAlways => &["--appendonly", "yes", "--appendfsync", "always"],
         };
         args.extend(aof.iter().map(|a| (*a).to_owned()));
+        if let Some(primary) = primary {
+            args.extend([
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.to_string(),
+            ]);
+        }
         let launch = Launch {
             program: PathBuf::from("redis-server"),
             args,
             env: Vec::new(),
             what: "redis-server".into(),
             hint: "apt-get install -y redis-server",
-            ready: Readiness::RedisPing(port),
+            ready: if primary.is_some() {
+                Readiness::RedisInSync(port)
+            } else {
+                Readiness::RedisPing(port)
+            },
         };
-        self.launch("redis", launch).await?;
-        self.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        self.launch(name, launch).await?;
+        if primary.is_none() {
+            self.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        }
+        Ok(port)
+    }
+
+    /// A replica of the primary and three Sentinels watching it (quorum 2,
+    /// down after 1 s: the compiled default of 30 s would outlast a drill).
+    async fn start_sentinels(&mut self, persistence: Persistence) -> Result<(), TopologyError> {
+        let primary = self.redis_port().ok_or_else(|| {
+            TopologyError::External("Sentinel needs the primary started first".into())
+        })?;
+        self.start_redis(persistence, "redis-replica", Some(primary))
+            .await?;
+        for i in 1..=3 {
+            let port = free_port()?;
+            let name = format!("sentinel-{i}");
+            let config = self.dir.join(format!("{name}.conf"));
+            std::fs::write(&config, sentinel_config(port, primary))?;
+            let launch = Launch {
+                program: PathBuf::from("redis-sentinel"),
+                args: vec![config.to_string_lossy().into_owned()],
+                env: Vec::new(),
+                what: "redis-sentinel".into(),
+                hint: "apt-get install -y redis-sentinel",
+                ready: Readiness::RedisPing(port),
+            };
+            self.launch(&name, launch).await?;
+            self.sentinels.push(port);
+        }
         Ok(())
+    }
+
+    fn redis_port(&self) -> Option<u16> {
+        self.redis_url.as_deref()?.rsplit(':').next()?.parse().ok()
+    }
+
+    /// The process that is the Redis primary now: `redis`, or with Sentinel
+    /// whichever node the Sentinels name.
+    pub async fn primary_name(&self) -> String {
+        for &sentinel in &self.sentinels {
+            if let Some(port) = sentinel_primary(sentinel).await {
+                let named = self.processes.iter().find(|p| {
+                    matches!(p.launch.ready, Readiness::RedisPing(q) | Readiness::RedisInSync(q) if q == port)
+                        && p.launch.what == "redis-server"
+                });
+                if let Some(process) = named {
+                    return process.name.clone();
+                }
+            }
+        }
+        "redis".into()
+    }
+
+    pub fn has_sentinel(&self) -> bool {
+        !self.sentinels.is_empty()
+    }
+
+    /// SIGKILLs the primary and waits until the Sentinels name another.
+    pub async fn fail_over(&mut self) -> Result<String, TopologyError> {
+        let old = self.primary_name().await;
+        self.kill(&old).await?;
+        let deadline = Instant::now() + FAILOVER_WITHIN;
+        while Instant::now() < deadline {
+            let now = self.primary_name().await;
+            if now != old {
+                return Ok(now);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(TopologyError::NotReady {
+            what: format!("a new primary after killing {old}"),
+            log: self.dir.join("logs/sentinel-1.log").display().to_string(),
+        })
     }
 
     async fn start_replica(
@@ -349,9 +451,27 @@ impl Topology {
             "--public-url".into(),
             endpoint.ws_url.clone(),
         ];
-        match self.redis_url_for(i, links).await? {
-            Some(url) => args.extend(["--state".into(), "redis".into(), "--redis-url".into(), url]),
-            None => args.extend(["--state".into(), "memory".into()]),
+        if self.has_sentinel() {
+            let sentinels: Vec<String> = self
+                .sentinels
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect();
+            args.extend([
+                "--state".into(),
+                "redis".into(),
+                "--redis-sentinel".into(),
+                sentinels.join(","),
+                "--redis-master".into(),
+                SENTINEL_MASTER.into(),
+            ]);
+        } else {
+            match self.redis_url_for(i, links).await? {
+                Some(url) => {
+                    args.extend(["--state".into(), "redis".into(), "--redis-url".into(), url])
+                }
+                None => args.extend(["--state".into(), "memory".into()]),
+            }
         }
         if spec.via == Via::Assigned {
             args.extend(["--assign".into(), "least-loaded".into()]);
@@ -575,9 +695,10 @@ impl Topology {
 async fn wait_ready(ready: &Readiness, name: &str, dir: &Path) -> Result<(), TopologyError> {
     match ready {
         Readiness::Http(endpoint) => wait_http_ready(endpoint, dir).await,
-        Readiness::RedisPing(port) => {
+        Readiness::RedisPing(port) | Readiness::RedisInSync(port) => {
+            let in_sync = matches!(ready, Readiness::RedisInSync(_));
             let deadline = Instant::now() + READY_WITHIN;
-            while !redis_answers(*port).await {
+            while !redis_answers(*port).await || in_sync && !replica_in_sync(*port).await {
                 if Instant::now() > deadline {
                     return Err(TopologyError::NotReady {
                         what: name.to_owned(),
@@ -624,18 +745,56 @@ pub fn haproxy_config(port: u16, balance: Balance, replicas: &[Endpoint]) -> Str
     )
 }
 
-async fn redis_answers(port: u16) -> bool {
+fn sentinel_config(port: u16, primary: u16) -> String {
+    format!(
+        "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\n\
+         sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary} 2\n\
+         sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+         sentinel failover-timeout {SENTINEL_MASTER} 5000\n\
+         sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+    )
+}
+
+/// Sends one inline command to the Redis (or Sentinel) on `port` and
+/// returns the start of its reply.
+async fn ask_redis(port: u16, command: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").await.is_ok()
-        && matches!(
-            tokio::time::timeout(Duration::from_millis(500), stream.read_exact(&mut reply)).await,
-            Ok(Ok(_))
-        )
-        && &reply == b"+PONG\r\n"
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(format!("{command}\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut reply = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut reply))
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&reply[..n]).into_owned())
+}
+
+async fn replica_in_sync(port: u16) -> bool {
+    ask_redis(port, "INFO replication")
+        .await
+        .is_some_and(|info| info.contains("master_link_status:up"))
+}
+
+/// The primary's port as the Sentinel on `port` names it.
+async fn sentinel_primary(port: u16) -> Option<u16> {
+    let reply = ask_redis(
+        port,
+        &format!("SENTINEL get-master-addr-by-name {SENTINEL_MASTER}"),
+    )
+    .await?;
+    // *2\r\n$9\r\n127.0.0.1\r\n$5\r\n41234\r\n
+    reply.split("\r\n").nth(4)?.parse().ok()
+}
+
+async fn redis_answers(port: u16) -> bool {
+    ask_redis(port, "PING")
+        .await
+        .is_some_and(|reply| reply.starts_with("+PONG"))
 }
 
 async fn wait_http_ready(endpoint: &Endpoint, dir: &Path) -> Result<(), TopologyError> {

@@ -149,3 +149,35 @@ fn redis_without_persistence_is_reported_as_loss() {
         .sum();
     assert!(in_windows > 0, "{}", record["faults"]);
 }
+
+#[test]
+fn sentinel_promotes_the_replica_and_the_replicas_follow() {
+    let scenario = drill("aof-everysec", "[[faults]]\nname = \"primary dies\"\nkind = \"failover\"\ntarget = \"redis\"\nat = \"4s\"\n")
+        .replace("persistence = \"aof-everysec\"", "persistence = \"aof-everysec\"\nsentinel = true")
+        .replace("slo = [\"lost = 0\", \"duplicated = 0\"]", "slo = [\"duplicated = 0\"]");
+    let record = run_drill(&scenario);
+    assert_eq!(record["topology"]["sentinel"], true);
+    let failover = fault(&record, "primary dies");
+    assert_eq!(failover["errors"], serde_json::json!([]), "{failover}");
+    let took = failover["end_s"].as_f64().unwrap() - failover["start_s"].as_f64().unwrap();
+    assert!(took > 0.5 && took < 30.0, "promotion took {took} s");
+    assert!(
+        failover["verdict"]["fanout_recovered_s"].as_f64().is_some(),
+        "{failover}"
+    );
+    // After the promotion acts are acked again: the replicas moved to the
+    // new primary, for commands and for Pub/Sub.
+    let end = failover["end_s"].as_f64().unwrap();
+    let after: Vec<&Value> = record["timeseries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["t"].as_f64().unwrap() > end + 2.0 && s["target"].as_f64().unwrap() >= 60.0)
+        .collect();
+    assert!(!after.is_empty());
+    for second in after {
+        assert!(second["ack_ms"]["count"].as_u64().unwrap() > 0, "{second}");
+        assert!(second["events_delivered"].as_u64().unwrap() > 0, "{second}");
+    }
+    assert_eq!(record["checker"]["duplicated"], 0);
+}

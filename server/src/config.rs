@@ -66,6 +66,13 @@ pub struct Args {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
+    /// Follow the primary that these Sentinels name (host:port,…) instead
+    /// of --redis-url.
+    #[arg(long, env = "TIERLAB_REDIS_SENTINEL", value_delimiter = ',')]
+    pub redis_sentinel: Vec<String>,
+    /// The master name the Sentinels monitor.
+    #[arg(long, env = "TIERLAB_REDIS_MASTER", default_value = "tierlab")]
+    pub redis_master: String,
     #[arg(long, env = "TIERLAB_ASSIGN", value_enum, default_value_t = Assign::Self_)]
     pub assign: Assign,
     /// How long a disconnected player's seat and session survive.
@@ -134,6 +141,9 @@ pub struct Config {
     public_url: Option<String>,
     pub state: StateMode,
     pub redis_url: String,
+    /// Sentinel addresses (`host:port`); empty: use `redis_url`.
+    pub redis_sentinel: Vec<String>,
+    pub redis_master: String,
     pub assign: Assign,
     pub session_ttl: Duration,
     pub room_ttl: Duration,
@@ -228,6 +238,18 @@ impl Config {
                 "--public-url must start with ws:// or wss://",
             )?;
         }
+        for sentinel in &args.redis_sentinel {
+            check(
+                sentinel
+                    .rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok()),
+                "--redis-sentinel takes host:port,host:port,…",
+            )?;
+        }
+        check(
+            !args.redis_master.trim().is_empty(),
+            "--redis-master must not be empty",
+        )?;
         let listen = SocketAddr::new(args.bind, args.port);
         Ok(Config {
             server_id: args
@@ -237,6 +259,8 @@ impl Config {
             public_url: args.public_url,
             state: args.state,
             redis_url: args.redis_url,
+            redis_sentinel: args.redis_sentinel,
+            redis_master: args.redis_master,
             assign: args.assign,
             session_ttl: args.session_ttl,
             room_ttl: args.room_ttl,

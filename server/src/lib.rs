@@ -85,12 +85,13 @@ pub async fn run(
     let background = CancellationToken::new();
     let (bus_tx, bus_rx) = mpsc::unbounded_channel();
     let store: Arc<dyn Store> = match config.state {
-        StateMode::Redis => Arc::new(RedisStore::open(
-            &config,
-            Arc::clone(&metrics),
-            bus_tx,
-            background.clone(),
-        )?),
+        StateMode::Redis => {
+            let store = Arc::new(
+                RedisStore::open(&config, Arc::clone(&metrics), bus_tx, background.clone()).await?,
+            );
+            store.follow_sentinel(&config, background.clone());
+            store
+        }
         StateMode::Memory => Arc::new(MemoryStore::new(&config, bus_tx)),
     };
     let rooms = Rooms::start(store, Arc::clone(&metrics), bus_rx, background.clone());

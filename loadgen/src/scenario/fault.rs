@@ -27,6 +27,8 @@ pub enum FaultKind {
     Reset,
     /// Nothing passes a link for `for`; connections stay open (a partition).
     Blackhole,
+    /// SIGKILL the Redis primary and wait for Sentinel to promote its replica.
+    Failover,
 }
 
 impl FaultKind {
@@ -166,6 +168,7 @@ pub struct Bounds {
     pub replicas: u32,
     pub redis: bool,
     pub lb: bool,
+    pub sentinel: bool,
     pub local: bool,
     pub max_duration: Duration,
 }
@@ -199,6 +202,7 @@ impl FaultSpec {
             }
             FaultKind::Restart => matches!(target, Target::Replica(_)),
             FaultKind::RollingRestart => target == Target::Replicas,
+            FaultKind::Failover => target == Target::Redis,
             _ => target.is_link(),
         };
         if !fits {
@@ -207,6 +211,17 @@ impl FaultSpec {
                 kind_name(self.kind),
                 expected_target(self.kind)
             ));
+        }
+        if self.kind == FaultKind::Failover && !bounds.sentinel {
+            return fail("a failover needs `topology.sentinel = true`".into());
+        }
+        if self.kind == FaultKind::Failover && self.lasts.is_some() {
+            return fail(
+                "a failover takes no `for`: it ends when Sentinel has promoted the replica".into(),
+            );
+        }
+        if bounds.sentinel && matches!(target, Target::ReplicaToRedis(_)) {
+            return fail("with Sentinel, replicas reach whichever node is primary: srv-N->redis cannot be proxied".into());
         }
         let needs_for = self.kind == FaultKind::Pause || self.kind.on_link();
         if needs_for && self.lasts.is_none() {
@@ -252,6 +267,7 @@ pub fn kind_name(kind: FaultKind) -> &'static str {
         FaultKind::Bandwidth => "bandwidth",
         FaultKind::Reset => "reset",
         FaultKind::Blackhole => "blackhole",
+        FaultKind::Failover => "failover",
     }
 }
 
@@ -260,6 +276,7 @@ fn expected_target(kind: FaultKind) -> &'static str {
         FaultKind::Crash | FaultKind::Pause => "it hits srv-N, redis or lb",
         FaultKind::Restart => "it hits srv-N",
         FaultKind::RollingRestart => "it hits `replicas`",
+        FaultKind::Failover => "it hits `redis`",
         _ => "it hits a link: srv-N->redis or players->srv-N",
     }
 }

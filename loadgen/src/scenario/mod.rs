@@ -113,6 +113,10 @@ pub struct Topology {
     /// External topology: base URL of the REST API (default: from `urls[0]`).
     #[serde(default)]
     pub http: Option<String>,
+    /// Redis as a primary, one replica and three Sentinels; the replicas
+    /// follow Sentinel to whichever node is primary.
+    #[serde(default)]
+    pub sentinel: bool,
 }
 
 impl Topology {
@@ -530,6 +534,11 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
                 "topology.urls",
                 "only for kind = \"external\"",
             )?;
+            check(
+                !t.sentinel || t.state == StateMode::Redis,
+                "topology.sentinel",
+                "Sentinel needs state = \"redis\"",
+            )?;
         }
         TopologyKind::External => {
             check(
@@ -676,6 +685,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         replicas: t.replicas,
         redis: t.state == StateMode::Redis,
         lb: t.via == Via::Lb,
+        sentinel: t.sentinel,
         local: t.kind == TopologyKind::Local,
         max_duration: l.max_duration,
     };

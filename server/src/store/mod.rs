@@ -7,6 +7,7 @@
 //! fan-out path above them is the same code in both modes.
 
 mod memory;
+mod primary;
 mod redis;
 
 use std::time::Duration;

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+
+use super::primary::Primary;
 use redis::{AsyncCommands, Client, Script};
 use serde::{Deserialize, Serialize};
 use tierlab_protocol::{Data, RoomInfo, ServerEntry};
@@ -181,7 +183,8 @@ struct Settings {
 }
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    /// Commands go here; replaced when Sentinel names a new primary.
+    conn: std::sync::RwLock<ConnectionManager>,
     settings: Settings,
     metrics: Arc<Metrics>,
     bus: Arc<Bus>,
@@ -202,20 +205,24 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Opens the store and starts its bus. Redis need not be up yet: commands
     /// fail with `Unavailable` until it is, and the bus keeps retrying.
-    pub fn open(
+    pub async fn open(
         config: &Config,
         metrics: Arc<Metrics>,
         bus_tx: BusSender,
         shutdown: CancellationToken,
     ) -> Result<RedisStore, StoreError> {
-        let client = Client::open(config.redis_url.as_str())
-            .map_err(|e| StoreError::Unavailable(format!("bad --redis-url: {e}")))?;
+        let primary = Arc::new(if config.redis_sentinel.is_empty() {
+            Primary::fixed(&config.redis_url)?
+        } else {
+            Primary::sentinel(&config.redis_sentinel, &config.redis_master)?
+        });
+        let client = first_primary(&primary, config.redis_timeout).await?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_timeout))
             .set_response_timeout(Some(config.redis_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config.clone())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let settings = Settings {
             session_ttl_ms: config.session_ttl.as_millis() as u64,
@@ -224,10 +231,15 @@ impl RedisStore {
             timeout: config.redis_timeout,
             heartbeat: config.heartbeat,
         };
-        let bus = Arc::new(Bus::new(client));
-        tokio::spawn(Arc::clone(&bus).run(bus_tx, settings.timeout, settings.heartbeat, shutdown));
-        Ok(RedisStore {
-            conn,
+        let bus = Arc::new(Bus::new(Arc::clone(&primary)));
+        tokio::spawn(Arc::clone(&bus).run(
+            bus_tx,
+            settings.timeout,
+            settings.heartbeat,
+            shutdown.clone(),
+        ));
+        let store = RedisStore {
+            conn: std::sync::RwLock::new(conn),
             settings,
             metrics,
             bus,
@@ -235,7 +247,55 @@ impl RedisStore {
             resume: Script::new(RESUME),
             append: Script::new(APPEND),
             raise_seq: Script::new(RAISE_SEQ),
-        })
+        };
+        Ok(store)
+    }
+
+    /// Follows Sentinel: asks it for the primary every `every`, and moves
+    /// commands to a new one as soon as it is named. Only for Sentinel mode.
+    pub fn follow_sentinel(self: &Arc<Self>, config: &Config, shutdown: CancellationToken) {
+        let Some(mut changes) = self.bus.primary.changes() else {
+            return;
+        };
+        let store = Arc::downgrade(self);
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let every = SENTINEL_POLL;
+        let timeout = config.redis_timeout;
+        tokio::spawn(async move {
+            changes.mark_unchanged();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let Some(store) = store.upgrade() else { return };
+                if let Err(e) = store.bus.primary.client(timeout).await {
+                    tracing::debug!(error = %e, "Sentinel poll failed");
+                }
+                if changes.has_changed().unwrap_or(false) {
+                    changes.mark_unchanged();
+                    if let Some(client) = store.bus.primary.last() {
+                        match ConnectionManager::new_lazy_with_config(
+                            client,
+                            manager_config.clone(),
+                        ) {
+                            Ok(conn) => {
+                                *store
+                                    .conn
+                                    .write()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+                                store.bus.switch.notify_one();
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot reach the new primary"),
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Runs one Redis operation under the store's timeout, recording its latency.
@@ -261,7 +321,10 @@ impl RedisStore {
     }
 
     fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.conn
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -585,9 +648,34 @@ impl Store for RedisStore {
     }
 }
 
+/// How often a replica asks Sentinel where the primary is.
+const SENTINEL_POLL: Duration = Duration::from_millis(500);
+/// How long a replica in Sentinel mode waits at start-up for a first answer.
+const SENTINEL_START: Duration = Duration::from_secs(10);
+
+/// The primary at start-up: a fixed URL at once; from Sentinel, retried
+/// for a while, as Sentinels may be starting too.
+async fn first_primary(primary: &Primary, timeout: Duration) -> Result<Client, StoreError> {
+    let deadline = Instant::now() + SENTINEL_START;
+    loop {
+        match primary.client(timeout).await {
+            Ok(client) => return Ok(client),
+            Err(e) if Instant::now() > deadline => {
+                return Err(StoreError::Unavailable(format!(
+                    "no Redis primary from Sentinel within {}s: {e}",
+                    SENTINEL_START.as_secs()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// The replica's Pub/Sub connection and the set of channels it should hold.
 struct Bus {
-    client: Client,
+    primary: Arc<Primary>,
+    /// Notified when Sentinel names a new primary: the connection moves.
+    switch: tokio::sync::Notify,
     /// Rooms to be subscribed; what a reconnect restores.
     wanted: Mutex<HashSet<String>>,
     /// The live connection's sink; `None` while disconnected. The async lock
@@ -599,9 +687,10 @@ struct Bus {
 const BUS_MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Bus {
-    fn new(client: Client) -> Bus {
+    fn new(primary: Arc<Primary>) -> Bus {
         Bus {
-            client,
+            primary,
+            switch: tokio::sync::Notify::new(),
             wanted: Mutex::new(HashSet::new()),
             sink: tokio::sync::Mutex::new(None),
             subscribed: AtomicBool::new(false),
@@ -684,7 +773,8 @@ impl Bus {
 
     /// Connects, restores every wanted subscription and installs the sink.
     async fn connect(&self, timeout: Duration) -> Result<redis::aio::PubSubStream, String> {
-        let pubsub = tokio::time::timeout(timeout, self.client.get_async_pubsub())
+        let client = self.primary.client(timeout).await?;
+        let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
             .await
             .map_err(|_| "connect timed out".to_owned())?
             .map_err(|e| e.to_string())?;
@@ -721,6 +811,10 @@ impl Bus {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
+                _ = self.switch.notified() => {
+                    tracing::warn!("the Redis primary moved; reconnecting pub/sub");
+                    return;
+                }
                 message = stream.next() => {
                     let Some(message) = message else { return };
                     let parsed = room_of_channel(message.get_channel_name())
