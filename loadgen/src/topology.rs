@@ -738,7 +738,7 @@ pub fn haproxy_config(port: u16, balance: Balance, replicas: &[Endpoint]) -> Str
     }
     format!(
         "global\n    maxconn {maxconn}\n\
-         defaults\n    mode http\n    maxconn {maxconn}\n    timeout connect 2s\n    \
+         defaults\n    mode http\n    maxconn {maxconn}\n    retries 2\n    option redispatch 1\n    timeout connect 2s\n    \
          timeout client 60s\n    timeout server 60s\n    timeout tunnel 1h\n\
          frontend players\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
          backend replicas\n    balance {balance}\n    option httpchk GET /ready\n{servers}"

@@ -181,3 +181,53 @@ fn sentinel_promotes_the_replica_and_the_replicas_follow() {
     }
     assert_eq!(record["checker"]["duplicated"], 0);
 }
+
+#[test]
+fn a_rolling_restart_drains_each_replica_and_loses_nothing() {
+    let record = run_drill(&drill(
+        "aof-everysec",
+        "[[faults]]\nname = \"roll\"\nkind = \"rolling-restart\"\ntarget = \"replicas\"\nat = \"3s\"\nfor = \"3s\"\n",
+    ));
+    let checker = &record["checker"];
+    assert_eq!(checker["lost"], 0, "{checker}");
+    assert_eq!(checker["duplicated"], 0, "{checker}");
+    let roll = fault(&record, "roll");
+    assert_eq!(roll["errors"], serde_json::json!([]), "{roll}");
+    // srv-2 goes down 3 s after srv-1; the fault ends when it is back.
+    assert!(roll["end_s"].as_f64().unwrap() > roll["start_s"].as_f64().unwrap() + 3.0);
+    assert!(
+        roll["verdict"]["reconnects"].as_u64().unwrap() > 0,
+        "{roll}"
+    );
+}
+
+#[test]
+fn latency_on_a_players_link_shows_in_fan_out() {
+    let record = run_drill(&drill(
+        "none",
+        "[[faults]]\nname = \"slow srv-1\"\nkind = \"latency\"\ntarget = \"players->srv-1\"\nat = \"4s\"\nfor = \"4s\"\nlatency = \"150ms\"\ndirection = \"downstream\"\n",
+    ));
+    let slow = fault(&record, "slow srv-1");
+    let (start, end) = (
+        slow["start_s"].as_f64().unwrap(),
+        slow["end_s"].as_f64().unwrap(),
+    );
+    let p95 = |s: &Value| s["fanout_ms"]["p95"].as_f64().unwrap();
+    let rows = record["timeseries"].as_array().unwrap();
+    // Half the members sit behind the slowed link: while it lasts, p95
+    // fan-out is at least the added delay; before it, well under.
+    let during: Vec<f64> = rows
+        .iter()
+        .filter(|s| s["t"].as_f64().unwrap() > start + 1.0 && s["t"].as_f64().unwrap() < end)
+        .map(p95)
+        .collect();
+    assert!(!during.is_empty());
+    assert!(during.iter().all(|p| *p >= 150.0), "{during:?}");
+    let before: Vec<f64> = rows
+        .iter()
+        .filter(|s| (2.0..start - 1.0).contains(&s["t"].as_f64().unwrap()))
+        .map(p95)
+        .collect();
+    assert!(before.iter().all(|p| *p < 150.0), "{before:?}");
+    assert_eq!(record["checker"]["lost"], 0);
+}
