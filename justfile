@@ -9,6 +9,7 @@ test:
     @command -v redis-server >/dev/null || { echo "redis-server is not on PATH: apt-get install -y redis-server"; exit 1; }
     @command -v haproxy >/dev/null || { echo "haproxy is not on PATH: apt-get install -y haproxy"; exit 1; }
     @command -v redis-sentinel >/dev/null || { echo "redis-sentinel is not on PATH: apt-get install -y redis-sentinel"; exit 1; }
+    @command -v chromium >/dev/null || { echo "chromium is not on PATH (the report test renders in it): apt-get install -y chromium"; exit 1; }
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo build --workspace --bins --locked
@@ -47,3 +48,15 @@ serve *ARGS:
 drill NAME *ARGS: build
     {{tierlab}} run scenarios/drills/{{NAME}}.toml {{ARGS}}
     @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential {{ARGS}}; fi
+
+# The regression gate CI runs after the tests: the smoke scenario (debug build, as `just test` built it) against reports/baselines/smoke.json.
+gate *ARGS:
+    cargo build --workspace --bins --locked
+    rm -rf runs/gate-smoke
+    target/debug/tierlab run scenarios/smoke.toml --quiet --out runs/gate-smoke
+    target/debug/tierlab report runs/gate-smoke
+    target/debug/tierlab gate runs/gate-smoke --baseline reports/baselines/smoke.json {{ARGS}}
+
+# Write report.html, report.md and junit.xml for a run directory.
+report RUN *ARGS:
+    cargo run --release --locked -q -p tierlab-loadgen -- report {{RUN}} {{ARGS}}

@@ -9,6 +9,7 @@ pub mod player;
 pub mod proxy;
 pub mod record;
 pub mod run;
+pub mod sampler;
 pub mod scenario;
 pub mod shape;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! The `tierlab` command line. Exit codes (documented in docs/scenarios.md):
 //! 0 ran and every SLO held · 99 an SLO failed · 2 could not start (bad
-//! scenario, topology failed) · 130 interrupted · 1 the run failed.
+//! scenario, topology failed) · 130 interrupted · 1 the run failed;
+//! `tierlab gate`: 98 a metric regressed beyond its tolerance.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use tierlab_loadgen::scenario::Scenario;
 use tokio_util::sync::CancellationToken;
 
 const EXIT_SLO: u8 = 99;
+const EXIT_REGRESSION: u8 = 98;
 const EXIT_START: u8 = 2;
 const EXIT_FAILED: u8 = 1;
 const EXIT_INTERRUPTED: u8 = 130;
@@ -48,6 +50,41 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Write report.html, report.md and junit.xml into a run directory.
+    Report {
+        run: PathBuf,
+        /// A run directory to compare latency distributions with.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// Write a run's baseline summary (default: reports/baselines/<scenario>.json).
+    Baseline {
+        run: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Tolerance written for every metric, in percent.
+        #[arg(long, default_value = "10%", value_parser = percent)]
+        max_regression: f64,
+    },
+    /// Compare a run with a baseline: 0 within tolerance, 98 a regression, 99 an SLO failed.
+    Gate {
+        run: PathBuf,
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Override every metric's tolerance, in percent.
+        #[arg(long, value_parser = percent)]
+        max_regression: Option<f64>,
+    },
+}
+
+/// `10%` or `10` → 10.0.
+fn percent(text: &str) -> Result<f64, String> {
+    text.trim()
+        .trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+        .ok_or_else(|| format!("`{text}` is not a percentage like 10%"))
 }
 
 fn main() -> ExitCode {
@@ -60,6 +97,17 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Report { run, baseline } => report(&run, baseline.as_deref()),
+        Command::Baseline {
+            run,
+            out,
+            max_regression,
+        } => baseline(&run, out, max_regression),
+        Command::Gate {
+            run,
+            baseline,
+            max_regression,
+        } => gate(&run, &baseline, max_regression),
         Command::Validate { scenario, set } => match Scenario::load(&scenario, &set) {
             Ok(s) => {
                 println!(
@@ -127,6 +175,75 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_FAILED)
                 }
             }
+        }
+    }
+}
+
+fn report(run: &std::path::Path, baseline: Option<&std::path::Path>) -> ExitCode {
+    match tierlab_reports::write_reports(run, baseline) {
+        Ok(files) => {
+            for file in files {
+                println!("{}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+fn baseline(run: &std::path::Path, out: Option<PathBuf>, max_regression: f64) -> ExitCode {
+    let written = tierlab_reports::run::Run::load(run).and_then(|record| {
+        let baseline = tierlab_reports::gate::Baseline::of(&record, max_regression);
+        let path = out.unwrap_or_else(|| {
+            PathBuf::from("reports/baselines").join(format!("{}.json", baseline.scenario))
+        });
+        let text = serde_json::to_string_pretty(&baseline).unwrap_or_default() + "\n";
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::write(&path, text)
+            .map(|()| path.clone())
+            .map_err(|source| tierlab_reports::ReportError::Write { path, source })
+    });
+    match written {
+        Ok(path) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+fn gate(
+    run: &std::path::Path,
+    baseline: &std::path::Path,
+    max_regression: Option<f64>,
+) -> ExitCode {
+    use tierlab_reports::gate;
+    let verdict = tierlab_reports::run::Run::load(run).and_then(|record| {
+        let base = gate::Baseline::load(baseline)?;
+        gate::gate(&record, &base, max_regression)
+    });
+    match verdict {
+        Ok(result) => {
+            print!("{}", result.table());
+            if !result.failed_slos.is_empty() {
+                ExitCode::from(EXIT_SLO)
+            } else if result.regressed() {
+                ExitCode::from(EXIT_REGRESSION)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
         }
     }
 }

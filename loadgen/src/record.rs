@@ -178,6 +178,8 @@ pub struct RunRecord {
     pub faults: Vec<FaultRecord>,
     /// goose's figures per HTTP request name (room creation, lookups, health).
     pub http: crate::http::HttpRecord,
+    /// What each process of a local topology used (empty for external).
+    pub processes: Vec<crate::sampler::ProcessUsage>,
 }
 
 /// Writes `run.json` so that a reader never sees half a file.

@@ -22,6 +22,7 @@ use crate::record::{
     self, FaultRecord, Generator, HistogramLog, Machine, RunRecord, ScenarioInfo, SloVerdict,
     Summary, TopologyInfo,
 };
+use crate::sampler::Sampler;
 use crate::scenario::{kind_name, CreateVia, Fault, Metric, Model, Scenario, Stat, Target, Via};
 use crate::shape::Shape;
 use crate::stats::{self, Ledger, Sample, Window};
@@ -153,6 +154,7 @@ async fn drive(
         report.rooms.clone(),
         scenario.load.max_duration,
     );
+    let sampler = topology.sampler_targets().map(Sampler::start);
     let (fault_events, fault_inbox) = mpsc::unbounded_channel();
     let drill_stop = CancellationToken::new();
     let inboxes = Inboxes {
@@ -181,6 +183,9 @@ async fn drive(
         drill_stop.clone(),
     );
     let (ending, ()) = tokio::join!(load, faults);
+    if let Some(sampler) = sampler {
+        report.record.processes = sampler.finish().await;
+    }
     if let Some(traffic) = traffic {
         match traffic.stop().await {
             Ok(figures) => report.record.http.extend(figures),
@@ -542,7 +547,12 @@ impl Report {
                 endpoints,
             },
             machine: Machine::this(),
-            versions: topology.versions.iter().cloned().collect(),
+            versions: topology
+                .versions
+                .iter()
+                .cloned()
+                .chain(git_commit().map(|c| ("git".to_owned(), c)))
+                .collect(),
             model: kebab(&scenario.load.model),
             latency_origin: "intended send time of each act (coordinated-omission corrected)"
                 .into(),
@@ -554,6 +564,7 @@ impl Report {
             timeseries: Vec::new(),
             faults: Vec::new(),
             http: HttpRecord::new(),
+            processes: Vec::new(),
         };
         let hlog = HistogramLog::create(dir, started_at)?;
         record::write_json(dir, &record)?;
@@ -790,6 +801,16 @@ fn generator(record: &RunRecord, rss_mib: f64) -> Generator {
             "the generator used ≥ 90 % of its CPU for 3 s or more: latencies may be the generator's, not the system's".to_owned()
         }),
     }
+}
+
+/// The commit the run was made from, when run inside a git checkout.
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
 
 /// A scenario enum as written in scenarios (`aof-always`, `lb`, …).

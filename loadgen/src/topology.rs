@@ -402,6 +402,38 @@ impl Topology {
         "redis".into()
     }
 
+    /// What the sampler watches: the process ledger, each replica's
+    /// /health, each redis-server's INFO.
+    pub fn sampler_targets(&self) -> Option<crate::sampler::Targets> {
+        let ledger = self.ledger.clone()?;
+        let replicas = self
+            .processes
+            .iter()
+            .filter_map(|p| match &p.launch.ready {
+                Readiness::Http(endpoint) if p.name.starts_with("srv-") => {
+                    Some((p.name.clone(), endpoint.http_url.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let redis = self
+            .processes
+            .iter()
+            .filter(|p| p.launch.what == "redis-server")
+            .filter_map(|p| match p.launch.ready {
+                Readiness::RedisPing(port) | Readiness::RedisInSync(port) => {
+                    Some((p.name.clone(), port))
+                }
+                Readiness::Http(_) => None,
+            })
+            .collect();
+        Some(crate::sampler::Targets {
+            ledger,
+            replicas,
+            redis,
+        })
+    }
+
     pub fn has_sentinel(&self) -> bool {
         !self.sentinels.is_empty()
     }
@@ -757,7 +789,7 @@ fn sentinel_config(port: u16, primary: u16) -> String {
 
 /// Sends one inline command to the Redis (or Sentinel) on `port` and
 /// returns the start of its reply.
-async fn ask_redis(port: u16, command: &str) -> Option<String> {
+pub async fn ask_redis(port: u16, command: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

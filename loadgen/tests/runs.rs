@@ -8,7 +8,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -192,4 +192,87 @@ fn a_topology_that_fails_halfway_stops_what_it_started() {
     assert!(started.starts_with("redis "), "{started}");
     // Stopped and reaped before tierlab exited, not merely signalled.
     assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+/// A real smoke run's report, rendered by headless Chromium: the page
+/// loads from disk with no network, every chart is in the rendered DOM, and
+/// the screenshot is not blank.
+#[test]
+fn a_real_runs_report_renders_in_a_browser() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("smoke");
+    let result = run_smoke(&dir, &[]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let report = tierlab().arg("report").arg(&dir).output().unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    for file in ["report.html", "report.md", "junit.xml"] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let record = read_run(&dir);
+    assert!(
+        md.contains(&format!(
+            "Peak players {}",
+            record["summary"]["peak_players"]
+        )),
+        "{md}"
+    );
+
+    let page = format!("file://{}", dir.join("report.html").display());
+    let chromium = |args: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(args)
+            .arg(&page)
+            .output()
+            .expect("chromium is not installed: apt-get install -y chromium")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // Two latency charts, two count charts, the spectrum, the capacity curve.
+    assert_eq!(
+        dom.matches("<svg").count(),
+        6,
+        "charts in the rendered page"
+    );
+    for heading in [
+        "SLOs",
+        "Delivery checker",
+        "Latency over time",
+        "Capacity",
+        "Per process",
+        "Environment",
+    ] {
+        assert!(
+            dom.contains(heading),
+            "{heading} missing from the rendered page"
+        );
+    }
+    let shot = dir.join("report.png");
+    let screenshot = chromium(&[
+        "--window-size=1100,3000",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(
+        shot.exists(),
+        "{}",
+        String::from_utf8_lossy(&screenshot.stderr)
+    );
+    // A blank page of that size compresses to a few KiB; charts and tables
+    // to far more.
+    let size = std::fs::metadata(&shot).unwrap().len();
+    assert!(size > 60_000, "screenshot of {size} bytes looks blank");
 }

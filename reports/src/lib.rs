@@ -1,1 +1,65 @@
-//! The neutral run-report model and its renderers (HTML, Markdown, JUnit). Built out by its own issue.
+//! Run reports: `run.json` read as its published contract, one neutral
+//! report model, and one renderer per format — a self-contained HTML page
+//! with plotters charts, Markdown for CI summaries, JUnit XML — plus
+//! baselines and the regression gate CI runs.
+
+pub mod charts;
+pub mod gate;
+pub mod html;
+pub mod junit;
+pub mod knee;
+pub mod markdown;
+pub mod report;
+pub mod run;
+pub mod spectrum;
+
+use std::path::{Path, PathBuf};
+
+pub use report::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a run record this version reads: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("latency histograms: {0}")]
+    Histogram(String),
+    #[error("drawing a chart: {0}")]
+    Chart(String),
+    #[error("the run is of scenario `{run}` but the baseline of `{baseline}`")]
+    Mismatch { run: String, baseline: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes `report.html`, `report.md` and `junit.xml` into `dir`; returns
+/// their paths.
+pub fn write_reports(dir: &Path, baseline: Option<&Path>) -> Result<Vec<PathBuf>, ReportError> {
+    let report = Report::build(dir, baseline)?;
+    let files = [
+        ("report.html", html::render(&report)?),
+        ("report.md", markdown::render(&report)),
+        ("junit.xml", junit::render(&report)),
+    ];
+    files
+        .into_iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|source| ReportError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(path)
+        })
+        .collect()
+}

@@ -1,0 +1,203 @@
+//! What each process of a local topology used during the run, sampled once
+//! a second: CPU and memory from /proc (pids from the run's
+//! `processes.txt`, so a restarted process is followed), connections from
+//! each replica's `/health`, and Redis's ops/s and clients from `INFO`.
+//! Summarised per process into `run.json`'s `processes`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::usage::{clock_ticks_per_second, cpu_ticks, rss_kib};
+
+/// One process over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessUsage {
+    pub name: String,
+    pub cpu_pct_median: f64,
+    pub cpu_pct_max: f64,
+    pub rss_mib_max: f64,
+    /// Replicas: players connected (from /health); Redis: clients.
+    pub connections_max: Option<u64>,
+    /// Redis: commands per second (INFO's instantaneous_ops_per_sec).
+    pub ops_per_s_median: Option<f64>,
+}
+
+/// Where to ask what the processes are doing.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    pub ledger: PathBuf,
+    /// (process name, base URL) of each replica.
+    pub replicas: Vec<(String, String)>,
+    /// (process name, port) of each redis-server.
+    pub redis: Vec<(String, u16)>,
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    cpu: Vec<f64>,
+    rss_mib: Vec<f64>,
+    connections: Vec<u64>,
+    ops: Vec<f64>,
+}
+
+#[derive(Debug)]
+pub struct Sampler {
+    stop: CancellationToken,
+    task: JoinHandle<Vec<ProcessUsage>>,
+}
+
+impl Sampler {
+    pub fn start(targets: Targets) -> Sampler {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(sample(targets, stop.clone()));
+        Sampler { stop, task }
+    }
+
+    pub async fn finish(self) -> Vec<ProcessUsage> {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// `name pid` lines; the last line of a name is its current process.
+fn current_pids(ledger: &PathBuf) -> BTreeMap<String, String> {
+    std::fs::read_to_string(ledger)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(name, pid)| (name.to_owned(), pid.trim().to_owned()))
+        .collect()
+}
+
+async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> {
+    let http = reqwest::Client::new();
+    let per_second = clock_ticks_per_second();
+    let mut series: BTreeMap<String, Series> = BTreeMap::new();
+    let mut last: BTreeMap<String, (String, u64, Instant)> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        for (name, pid) in current_pids(&targets.ledger) {
+            let (Some(ticks), Some(rss)) = (cpu_ticks(&pid), rss_kib(&pid)) else {
+                continue;
+            };
+            let now = Instant::now();
+            let entry = series.entry(name.clone()).or_default();
+            if let Some((was_pid, was_ticks, at)) = last.get(&name) {
+                let seconds = now.duration_since(*at).as_secs_f64();
+                if *was_pid == pid && seconds > 0.0 {
+                    entry.cpu.push(
+                        ticks.saturating_sub(*was_ticks) as f64 / per_second / seconds * 100.0,
+                    );
+                }
+            }
+            entry.rss_mib.push(rss as f64 / 1024.0);
+            last.insert(name, (pid, ticks, now));
+        }
+        for (name, url) in &targets.replicas {
+            if let Some(connections) = replica_connections(&http, url).await {
+                series
+                    .entry(name.clone())
+                    .or_default()
+                    .connections
+                    .push(connections);
+            }
+        }
+        for (name, port) in &targets.redis {
+            if let Some((ops, clients)) = redis_load(*port).await {
+                let entry = series.entry(name.clone()).or_default();
+                entry.ops.push(ops);
+                entry.connections.push(clients);
+            }
+        }
+    }
+    series
+        .into_iter()
+        .map(|(name, s)| summarise(name, s))
+        .collect()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn summarise(name: String, mut s: Series) -> ProcessUsage {
+    ProcessUsage {
+        name,
+        cpu_pct_median: median(&mut s.cpu),
+        cpu_pct_max: s.cpu.iter().copied().fold(0.0, f64::max),
+        rss_mib_max: s.rss_mib.iter().copied().fold(0.0, f64::max),
+        connections_max: s.connections.iter().copied().max(),
+        ops_per_s_median: (!s.ops.is_empty()).then(|| median(&mut s.ops)),
+    }
+}
+
+async fn replica_connections(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let response = http
+        .get(format!("{base}/health"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .ok()?;
+    let health: serde_json::Value = response.json().await.ok()?;
+    health["connections"].as_u64()
+}
+
+/// (ops/s, connected clients) from INFO.
+async fn redis_load(port: u16) -> Option<(f64, u64)> {
+    let info = crate::topology::ask_redis(port, "INFO").await?;
+    let field = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((
+        field("instantaneous_ops_per_sec:")?,
+        field("connected_clients:")? as u64,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_pid_of_a_name_is_current() {
+        let dir = std::env::temp_dir().join(format!("tierlab-sampler-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ledger = dir.join("processes.txt");
+        std::fs::write(&ledger, "redis 10\nsrv-1 11\nsrv-1 42\n").unwrap();
+        let pids = current_pids(&ledger);
+        assert_eq!(pids["srv-1"], "42");
+        assert_eq!(pids["redis"], "10");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_summary_takes_medians_and_peaks() {
+        let usage = summarise(
+            "srv-1".into(),
+            Series {
+                cpu: vec![10.0, 30.0, 20.0],
+                rss_mib: vec![5.0, 7.0],
+                connections: vec![3, 9],
+                ops: Vec::new(),
+            },
+        );
+        assert_eq!(
+            (usage.cpu_pct_median, usage.cpu_pct_max, usage.rss_mib_max),
+            (20.0, 30.0, 7.0)
+        );
+        assert_eq!(usage.connections_max, Some(9));
+        assert_eq!(usage.ops_per_s_median, None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Baselines and the CI gate: `tierlab baseline` keeps a small summary of a
+//! run (`reports/baselines/<scenario>.json`) with the tolerance of each
+//! metric; `tierlab gate` compares a run with it. Tolerances live in the
+//! baseline file, where a team can tune them, not in code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::Run;
+use crate::ReportError;
+
+/// How far a metric may move the wrong way: `pct` percent of the baseline
+/// plus `abs` in the metric's unit (small latencies are noisy in absolute
+/// terms).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerance {
+    pub pct: f64,
+    #[serde(default)]
+    pub abs: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// A baseline metric: its value, which way is better, and its tolerance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub value: f64,
+    pub better: Better,
+    pub tolerance: Tolerance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub scenario: String,
+    pub recorded_at: String,
+    pub machine: String,
+    pub metrics: BTreeMap<String, Metric>,
+}
+
+/// The values a run is gated on, by name.
+pub fn measures(run: &Run) -> BTreeMap<String, f64> {
+    let s = &run.summary;
+    BTreeMap::from([
+        ("fanout_p95_ms".to_owned(), s.fanout_ms.p95),
+        ("fanout_p99_ms".to_owned(), s.fanout_ms.p99),
+        ("ack_p95_ms".to_owned(), s.ack_ms.p95),
+        ("ack_p99_ms".to_owned(), s.ack_ms.p99),
+        ("events_per_s".to_owned(), run.throughput()),
+        ("lost".to_owned(), run.checker.lost as f64),
+    ])
+}
+
+impl Baseline {
+    /// A baseline of `run`, with `max_regression` percent on every metric
+    /// (and 2 ms of slack on latencies; none on losses).
+    pub fn of(run: &Run, max_regression: f64) -> Baseline {
+        let metrics = measures(run)
+            .into_iter()
+            .map(|(name, value)| {
+                let (better, tolerance) = match name.as_str() {
+                    "events_per_s" => (
+                        Better::Higher,
+                        Tolerance {
+                            pct: max_regression,
+                            abs: 0.0,
+                        },
+                    ),
+                    "lost" => (Better::Lower, Tolerance { pct: 0.0, abs: 0.0 }),
+                    _ => (
+                        Better::Lower,
+                        Tolerance {
+                            pct: max_regression,
+                            abs: 2.0,
+                        },
+                    ),
+                };
+                (
+                    name,
+                    Metric {
+                        value,
+                        better,
+                        tolerance,
+                    },
+                )
+            })
+            .collect();
+        Baseline {
+            scenario: run.scenario.name.clone(),
+            recorded_at: run.started_at.clone(),
+            machine: format!("{} ({} cores)", run.machine.hostname, run.machine.cores),
+            metrics,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Baseline, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// One line of the gate's table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub metric: String,
+    pub baseline: f64,
+    pub measured: f64,
+    /// Worst value the tolerance allows.
+    pub limit: f64,
+    pub change_pct: f64,
+    pub pass: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub rows: Vec<Row>,
+    pub failed_slos: Vec<String>,
+}
+
+impl Gate {
+    pub fn regressed(&self) -> bool {
+        self.rows.iter().any(|r| !r.pass)
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<16} {:>12} {:>12} {:>12} {:>9}  verdict\n",
+            "metric", "baseline", "measured", "limit", "change"
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{:<16} {:>12.3} {:>12.3} {:>12.3} {:>8.1}%  {}\n",
+                r.metric,
+                r.baseline,
+                r.measured,
+                r.limit,
+                r.change_pct,
+                if r.pass { "ok" } else { "REGRESSED" }
+            ));
+        }
+        for slo in &self.failed_slos {
+            out.push_str(&format!("SLO failed: {slo}\n"));
+        }
+        out
+    }
+}
+
+/// Compares `run` with `baseline`; `override_pct` replaces every metric's
+/// percentage when given (`--max-regression`).
+pub fn gate(
+    run: &Run,
+    baseline: &Baseline,
+    override_pct: Option<f64>,
+) -> Result<Gate, ReportError> {
+    if run.scenario.name != baseline.scenario {
+        return Err(ReportError::Mismatch {
+            run: run.scenario.name.clone(),
+            baseline: baseline.scenario.clone(),
+        });
+    }
+    let measured = measures(run);
+    let rows = baseline
+        .metrics
+        .iter()
+        .filter_map(|(name, metric)| {
+            let value = *measured.get(name)?;
+            let pct = override_pct.unwrap_or(metric.tolerance.pct);
+            let room = metric.value * pct / 100.0 + metric.tolerance.abs;
+            let (limit, pass) = match metric.better {
+                Better::Lower => (metric.value + room, value <= metric.value + room),
+                Better::Higher => (metric.value - room, value >= metric.value - room),
+            };
+            let change_pct = if metric.value == 0.0 {
+                0.0
+            } else {
+                (value - metric.value) * 100.0 / metric.value
+            };
+            Some(Row {
+                metric: name.clone(),
+                baseline: metric.value,
+                measured: value,
+                limit,
+                change_pct,
+                pass,
+            })
+        })
+        .collect();
+    Ok(Gate {
+        rows,
+        failed_slos: run
+            .slo
+            .iter()
+            .filter(|s| !s.pass)
+            .map(|s| s.name.clone())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Percentiles, Second, SloVerdict};
+
+    fn run(p95: f64, events: u64, lost: u64) -> Run {
+        let mut run = Run::default();
+        run.scenario.name = "smoke".into();
+        run.summary.peak_players = 50;
+        run.summary.fanout_ms = Percentiles {
+            count: 100,
+            p50: 1.0,
+            p95,
+            p99: p95 * 2.0,
+            max: p95 * 3.0,
+        };
+        run.summary.ack_ms = run.summary.fanout_ms;
+        run.checker.lost = lost;
+        run.timeseries = (1..=5)
+            .map(|t| Second {
+                t,
+                players: 50,
+                events_delivered: events,
+                ..Second::default()
+            })
+            .collect();
+        run
+    }
+
+    #[test]
+    fn the_same_run_passes_its_own_baseline() {
+        let base = Baseline::of(&run(10.0, 500, 0), 10.0);
+        let g = gate(&run(10.0, 500, 0), &base, None).unwrap();
+        assert!(!g.regressed(), "{}", g.table());
+        assert_eq!(g.rows.len(), 6);
+    }
+
+    #[test]
+    fn slower_beyond_tolerance_regresses() {
+        let base = Baseline::of(&run(10.0, 500, 0), 10.0);
+        // 10 ms + 10 % + 2 ms slack = 13 ms allowed.
+        let g = gate(&run(12.9, 500, 0), &base, None).unwrap();
+        let row = g.rows.iter().find(|r| r.metric == "fanout_p95_ms").unwrap();
+        assert!(row.pass);
+        assert!((row.limit - 13.0).abs() < 1e-9);
+        let g = gate(&run(13.5, 500, 0), &base, None).unwrap();
+        assert!(g.regressed());
+        let g = gate(&run(10.0, 400, 1), &base, None).unwrap();
+        let failed: Vec<&str> = g
+            .rows
+            .iter()
+            .filter(|r| !r.pass)
+            .map(|r| r.metric.as_str())
+            .collect();
+        assert_eq!(failed, ["events_per_s", "lost"]);
+    }
+
+    #[test]
+    fn improvements_pass_and_the_override_applies() {
+        let base = Baseline::of(&run(10.0, 500, 0), 10.0);
+        let g = gate(&run(5.0, 900, 0), &base, None).unwrap();
+        assert!(!g.regressed());
+        let g = gate(&run(16.0, 500, 0), &base, Some(50.0)).unwrap();
+        assert!(!g.regressed(), "{}", g.table());
+    }
+
+    #[test]
+    fn a_failed_slo_is_reported_and_a_mismatched_scenario_refused() {
+        let base = Baseline::of(&run(10.0, 500, 0), 10.0);
+        let mut failing = run(10.0, 500, 0);
+        failing.slo.push(SloVerdict {
+            name: "lost = 0".into(),
+            threshold: "= 0".into(),
+            measured: 1.0,
+            pass: false,
+        });
+        assert_eq!(
+            gate(&failing, &base, None).unwrap().failed_slos,
+            ["lost = 0"]
+        );
+        let mut other = run(10.0, 500, 0);
+        other.scenario.name = "tier2".into();
+        assert!(matches!(
+            gate(&other, &base, None),
+            Err(ReportError::Mismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,285 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script,
+//! nothing fetched) that reads the same on screen, from disk, and in print.
+
+use std::fmt::Write as _;
+
+use crate::charts;
+use crate::report::{thousands, Report};
+use crate::run::Second;
+use crate::ReportError;
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}\
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}.pass{color:#1a7f37;font-weight:bold}.fail{color:#b42318;font-weight:bold}\
+.verdict{font-size:1.1em;padding:.6em 1em;border-radius:4px;background:#f3f4f6}.chart{margin:1em 0;page-break-inside:avoid}\
+svg{max-width:100%;height:auto}pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}";
+
+/// Text for HTML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn pass_fail(pass: bool) -> &'static str {
+    if pass {
+        "<span class=\"pass\">pass</span>"
+    } else {
+        "<span class=\"fail\">FAIL</span>"
+    }
+}
+
+fn opt_s(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"))
+}
+
+pub fn render(report: &Report) -> Result<String, ReportError> {
+    let run = &report.run;
+    let mut page = String::with_capacity(256 * 1024);
+    let title = format!("Tierlab run: {}", run.scenario.name);
+    let _ = write!(
+        page,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        escape(&title)
+    );
+    verdict(&mut page, report);
+    let _ = write!(page, "<h2>Latency over time</h2>");
+    chart(
+        &mut page,
+        charts::latency_over_time(
+            run,
+            "Fan-out latency per second (send → every member)",
+            |s: &Second| s.fanout_ms,
+        )?,
+    );
+    chart(
+        &mut page,
+        charts::latency_over_time(
+            run,
+            "Ack latency per second (send → sender's ack)",
+            |s: &Second| s.ack_ms,
+        )?,
+    );
+    let _ = write!(page, "<h2>Load and throughput</h2>");
+    chart(
+        &mut page,
+        charts::counts_over_time(
+            run,
+            "Acts and events delivered per second",
+            "per second",
+            &[
+                ("acts/s", |s| s.acts as f64),
+                ("events delivered/s", |s| s.events_delivered as f64),
+            ],
+        )?,
+    );
+    chart(
+        &mut page,
+        charts::counts_over_time(
+            run,
+            "Errors and reconnects per second",
+            "per second",
+            &[
+                ("errors/s", |s| s.errors as f64),
+                ("reconnects/s", |s| s.reconnects as f64),
+            ],
+        )?,
+    );
+    let _ = write!(page, "<h2>Latency distribution</h2>");
+    if let Some(baseline) = &report.baseline {
+        let _ = write!(
+            page,
+            "<p>Dashed: the baseline, {}.</p>",
+            escape(&baseline.label)
+        );
+    }
+    if report.spectra.is_empty() {
+        let _ = write!(page, "<p>No latency.hlog in the run directory.</p>");
+    } else {
+        chart(
+            &mut page,
+            charts::spectrum(
+                &report.spectra,
+                report.baseline.as_ref().map(|b| b.spectra.as_slice()),
+            )?,
+        );
+    }
+    let _ = write!(page, "<h2>Capacity</h2>");
+    capacity(&mut page, report)?;
+    processes(&mut page, report);
+    environment(&mut page, report);
+    page.push_str("</body></html>\n");
+    Ok(page)
+}
+
+fn chart(page: &mut String, svg: String) {
+    let _ = write!(page, "<div class=\"chart\">{svg}</div>");
+}
+
+fn verdict(page: &mut String, report: &Report) {
+    let run = &report.run;
+    let s = &run.summary;
+    let t = &run.topology;
+    let _ = write!(
+        page,
+        "<h1>{}</h1><p>{}</p><p class=\"verdict\"><b>{}</b> — {}</p>",
+        escape(&run.scenario.name),
+        escape(&run.scenario.description),
+        report.verdict().to_uppercase(),
+        escape(&report.summary)
+    );
+    let _ = write!(
+        page,
+        "<table><tr><th>Topology</th><td>{} × tierlab-server, {} state, {} persistence{}, players {}</td></tr>\
+         <tr><th>Started</th><td>{} ({}, {:.0} s)</td></tr>\
+         <tr><th>Peak players</th><td class=\"n\">{}</td></tr>\
+         <tr><th>Events delivered</th><td class=\"n\">{}</td></tr>\
+         <tr><th>Fan-out p50 / p95 / p99 / max</th><td class=\"n\">{:.1} / {:.1} / {:.1} / {:.1} ms</td></tr>\
+         <tr><th>Ack p50 / p95 / p99 / max</th><td class=\"n\">{:.1} / {:.1} / {:.1} / {:.1} ms</td></tr>\
+         <tr><th>Errors</th><td class=\"n\">{} ({:.2} % of operations)</td></tr></table>",
+        t.replicas,
+        escape(&t.state),
+        escape(&t.persistence),
+        if t.sentinel { ", Sentinel" } else { "" },
+        escape(&t.via),
+        escape(&run.started_at),
+        escape(&run.ended),
+        s.duration_s,
+        thousands(s.peak_players as f64),
+        thousands(s.events_delivered as f64),
+        s.fanout_ms.p50,
+        s.fanout_ms.p95,
+        s.fanout_ms.p99,
+        s.fanout_ms.max,
+        s.ack_ms.p50,
+        s.ack_ms.p95,
+        s.ack_ms.p99,
+        s.ack_ms.max,
+        thousands(s.errors as f64),
+        s.error_rate_pct,
+    );
+    page.push_str(
+        "<h2>SLOs</h2><table><tr><th>SLO</th><th>Threshold</th><th>Measured</th><th></th></tr>",
+    );
+    for slo in &run.slo {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.3}</td><td>{}</td></tr>",
+            escape(&slo.name),
+            escape(&slo.threshold),
+            slo.measured,
+            pass_fail(slo.pass)
+        );
+    }
+    let c = &run.checker;
+    let _ = write!(
+        page,
+        "</table><h2>Delivery checker</h2><table><tr><th>Acked</th><th>Delivered</th><th>Lost</th><th>Duplicated</th><th>Reordered</th><th>Delivered, never acked</th></tr>\
+         <tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></table>",
+        thousands(c.acked as f64),
+        thousands(c.delivered as f64),
+        thousands(c.lost as f64),
+        thousands(c.duplicated as f64),
+        thousands(c.reordered as f64),
+        thousands(c.unacked_delivered as f64)
+    );
+    if !run.faults.is_empty() {
+        page.push_str("<h2>Faults</h2><table><tr><th>Fault</th><th>What</th><th>From</th><th>To</th><th>Players dropped</th><th>All back after</th><th>Fan-out recovered after</th><th>Lost</th><th></th></tr>");
+        for f in &run.faults {
+            let v = f.verdict.clone().unwrap_or_default();
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.1} s</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+                escape(&f.name),
+                escape(&f.what),
+                f.start_s,
+                opt_s(f.end_s),
+                v.players_dropped,
+                opt_s(v.players_back_s),
+                opt_s(v.fanout_recovered_s),
+                v.lost,
+                pass_fail(v.pass)
+            );
+        }
+        page.push_str("</table>");
+    }
+}
+
+fn capacity(page: &mut String, report: &Report) -> Result<(), ReportError> {
+    if report.curve.len() < 2 {
+        page.push_str("<p>Too few distinct loads in this run to draw a capacity curve.</p>");
+        return Ok(());
+    }
+    chart(
+        page,
+        charts::capacity(&report.curve, report.knee, report.fanout_slo_ms)?,
+    );
+    let knee = report.knee.map_or_else(
+        || "Latency stayed flat over the loads this run visited: no knee.".to_owned(),
+        |k| format!("Latency departs from flat at about {k:.0} players (the knee)."),
+    );
+    let generator = &report.run.generator;
+    let _ = write!(
+        page,
+        "<p>{knee} The generator used {:.0} % of one core at the median and {:.0} % at most, of {:.0} % available{}.</p>",
+        generator.cpu_pct_median,
+        generator.cpu_pct_max,
+        generator.cpu_pct_capacity,
+        if generator.saturated {
+            " — <b>it saturated: this curve is the generator's limit, not the system's</b>"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn processes(page: &mut String, report: &Report) {
+    let list = &report.run.processes;
+    if list.is_empty() {
+        return;
+    }
+    page.push_str("<h2>Per process</h2><table><tr><th>Process</th><th>CPU median</th><th>CPU max</th><th>RSS max</th><th>Connections max</th><th>Redis ops/s median</th></tr>");
+    for p in list {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td class=\"n\">{:.0} %</td><td class=\"n\">{:.0} %</td><td class=\"n\">{:.1} MiB</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&p.name),
+            p.cpu_pct_median,
+            p.cpu_pct_max,
+            p.rss_mib_max,
+            p.connections_max.map_or_else(|| "—".into(), |c| c.to_string()),
+            p.ops_per_s_median.map_or_else(|| "—".into(), |o| format!("{o:.0}")),
+        );
+    }
+    page.push_str("</table>");
+}
+
+fn environment(page: &mut String, report: &Report) {
+    let run = &report.run;
+    let m = &run.machine;
+    let _ = write!(
+        page,
+        "<h2>Environment</h2><table><tr><th>Machine</th><td>{} — {} cores, {} MiB, {}, kernel {}</td></tr>",
+        escape(&m.hostname),
+        m.cores,
+        m.memory_mib,
+        escape(&m.os),
+        escape(&m.kernel)
+    );
+    for (name, version) in &run.versions {
+        let _ = write!(
+            page,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(name),
+            escape(version)
+        );
+    }
+    let _ = write!(
+        page,
+        "</table><h3>Scenario</h3><pre>{}</pre>",
+        escape(&run.scenario.text)
+    );
+}

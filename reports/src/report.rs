@@ -1,0 +1,208 @@
+//! The neutral report model: everything a renderer shows, computed once
+//! from a run (and its baseline). Renderers only lay it out.
+
+use std::path::Path;
+
+use crate::knee;
+use crate::run::Run;
+use crate::spectrum::{self, Spectrum};
+use crate::ReportError;
+
+/// Seconds after a fault ends that still count as its own.
+const FAULT_SETTLE_S: f64 = 5.0;
+/// Bins of players the capacity curve is drawn with.
+const CURVE_BINS: usize = 24;
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub run: Run,
+    pub spectra: Vec<Spectrum>,
+    pub baseline: Option<Baseline>,
+    /// (players, median p95 fan-out) over the run.
+    pub curve: Vec<(f64, f64)>,
+    pub knee: Option<f64>,
+    /// The scenario's `p95(fanout)` SLO, in ms.
+    pub fanout_slo_ms: Option<f64>,
+    pub summary: String,
+}
+
+/// The run a report is compared with.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub label: String,
+    pub spectra: Vec<Spectrum>,
+}
+
+impl Report {
+    /// Reads `dir` (run.json, latency.hlog) and, when given, a baseline
+    /// run directory.
+    pub fn build(dir: &Path, baseline: Option<&Path>) -> Result<Report, ReportError> {
+        let run = Run::load(dir)?;
+        let spectra = spectrum::read(dir).unwrap_or_default();
+        let baseline = match baseline {
+            Some(other) => Some(Baseline {
+                label: Run::load(other)
+                    .map(|r| format!("{} ({})", r.scenario.name, r.started_at))
+                    .unwrap_or_else(|_| other.display().to_string()),
+                spectra: spectrum::read(other)?,
+            }),
+            None => None,
+        };
+        Ok(Report::from_parts(run, spectra, baseline))
+    }
+
+    pub fn from_parts(run: Run, spectra: Vec<Spectrum>, baseline: Option<Baseline>) -> Report {
+        // A fault's seconds say what the fault cost, not what the load
+        // costs: they stay off the capacity curve.
+        let disturbed = |t: f64| {
+            run.faults
+                .iter()
+                .any(|f| t >= f.start_s - 1.0 && t <= f.end_s.unwrap_or(f64::MAX) + FAULT_SETTLE_S)
+        };
+        let seconds: Vec<(f64, f64)> = run
+            .timeseries
+            .iter()
+            .filter(|s| s.players > 0 && s.fanout_ms.count > 0 && !disturbed(s.t as f64))
+            .map(|s| (s.players as f64, s.fanout_ms.p95))
+            .collect();
+        let curve = knee::curve(&seconds, CURVE_BINS);
+        let knee = knee::knee(&curve);
+        let fanout_slo_ms = fanout_slo_ms(&run);
+        let summary = summary(&run);
+        Report {
+            run,
+            spectra,
+            baseline,
+            curve,
+            knee,
+            fanout_slo_ms,
+            summary,
+        }
+    }
+
+    /// `passed`, `failed` (an SLO or the checker), or `partial`.
+    pub fn verdict(&self) -> &'static str {
+        if self.run.partial {
+            "partial"
+        } else if self.run.slo.iter().all(|s| s.pass) && self.run.checker.lost == 0 {
+            "passed"
+        } else {
+            "failed"
+        }
+    }
+}
+
+/// `p95(fanout) < 50ms` → 50.
+fn fanout_slo_ms(run: &Run) -> Option<f64> {
+    run.slo
+        .iter()
+        .find(|s| s.name.replace(' ', "").starts_with("p95(fanout)"))
+        .and_then(|s| {
+            let digits: String = s
+                .threshold
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let value: f64 = digits.parse().ok()?;
+            Some(if s.threshold.trim_end().ends_with("us") {
+                value / 1000.0
+            } else if s.threshold.trim_end().ends_with("ms") {
+                value
+            } else {
+                value * 1000.0
+            })
+        })
+}
+
+pub fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The plain-language paragraph at the top of every report.
+pub fn summary(run: &Run) -> String {
+    let t = &run.topology;
+    let s = &run.summary;
+    let mut text = format!(
+        "{} replica{} ({} state{}, players {}) held {} players at p95 fan-out {:.1} ms \
+         (p99 ack {:.1} ms); {} events delivered, {} lost, {} duplicated.",
+        t.replicas,
+        if t.replicas == 1 { "" } else { "s" },
+        t.state,
+        if t.sentinel {
+            ", Redis with Sentinel"
+        } else {
+            ""
+        },
+        match t.via.as_str() {
+            "lb" => "through HAProxy",
+            "direct" => "straight to the replicas",
+            other => other,
+        },
+        thousands(s.peak_players as f64),
+        s.fanout_ms.p95,
+        s.ack_ms.p99,
+        thousands(s.events_delivered as f64),
+        thousands(run.checker.lost as f64),
+        thousands(run.checker.duplicated as f64),
+    );
+    for fault in &run.faults {
+        let Some(v) = &fault.verdict else { continue };
+        let recovery = v
+            .players_back_s
+            .zip(v.fanout_recovered_s)
+            .map(|(a, b)| format!("{:.1} s to recover", a.max(b)))
+            .unwrap_or_else(|| "did not recover within its window".into());
+        text.push_str(&format!(
+            " {} cost {} events and {recovery}.",
+            capitalised(&fault.name),
+            thousands(v.lost as f64)
+        ));
+    }
+    let failed: Vec<&str> = run
+        .slo
+        .iter()
+        .filter(|s| !s.pass)
+        .map(|s| s.name.as_str())
+        .collect();
+    if failed.is_empty() && !run.slo.is_empty() {
+        text.push_str(&format!(" All {} SLOs held.", run.slo.len()));
+    } else if !failed.is_empty() {
+        text.push_str(&format!(
+            " {} of {} SLOs failed: {}.",
+            failed.len(),
+            run.slo.len(),
+            failed.join(", ")
+        ));
+    }
+    if run.generator.saturated {
+        text.push_str(
+            " The generator saturated its CPU: latencies may be the generator's, not the system's.",
+        );
+    }
+    if run.partial {
+        text.push_str(&format!(
+            " The run did not finish ({}): these are partial results.",
+            run.ended
+        ));
+    }
+    text
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

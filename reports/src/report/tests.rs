@@ -1,0 +1,205 @@
+//! The report model and its renderers on a hand-made run: the numbers the
+//! tables show are the numbers in run.json, the SVG is well-formed, and the
+//! page needs nothing from the network.
+
+use super::*;
+use crate::run::{Checker, Fault, FaultVerdict, Percentiles, Second, SloVerdict};
+
+fn run() -> Run {
+    let mut run = Run::default();
+    run.scenario.name = "unit".into();
+    run.scenario.text = "name = \"unit\" # <not html>".into();
+    run.topology.replicas = 3;
+    run.topology.state = "redis".into();
+    run.topology.via = "lb".into();
+    run.summary.peak_players = 4200;
+    run.summary.events_delivered = 1_234_567;
+    run.summary.fanout_ms = Percentiles {
+        count: 10,
+        p50: 3.0,
+        p95: 31.25,
+        p99: 40.0,
+        max: 90.0,
+    };
+    run.summary.ack_ms = Percentiles {
+        count: 10,
+        p50: 2.0,
+        p95: 9.0,
+        p99: 12.5,
+        max: 30.0,
+    };
+    run.checker = Checker {
+        acked: 1000,
+        delivered: 9000,
+        lost: 0,
+        duplicated: 0,
+        reordered: 0,
+        unacked_delivered: 0,
+    };
+    run.slo = vec![
+        SloVerdict {
+            name: "p95(fanout) < 50ms".into(),
+            threshold: "< 50ms".into(),
+            measured: 31.25,
+            pass: true,
+        },
+        SloVerdict {
+            name: "lost = 0".into(),
+            threshold: "= 0".into(),
+            measured: 0.0,
+            pass: true,
+        },
+    ];
+    run.timeseries = (1..=60)
+        .map(|t| {
+            let players = (t as i64 * 100).min(4200);
+            let p95 = if players < 3000 {
+                5.0
+            } else {
+                5.0 + (players - 3000) as f64 / 20.0
+            };
+            Second {
+                t,
+                players,
+                target: players as f64,
+                acts: players as u64,
+                events_delivered: players as u64 * 10,
+                fanout_ms: Percentiles {
+                    count: 100,
+                    p50: 2.0,
+                    p95,
+                    p99: p95 * 1.5,
+                    max: p95 * 2.0,
+                },
+                ack_ms: Percentiles {
+                    count: 10,
+                    p50: 1.0,
+                    p95: 2.0,
+                    p99: 3.0,
+                    max: 4.0,
+                },
+                ..Second::default()
+            }
+        })
+        .collect();
+    run.faults = vec![Fault {
+        name: "kill srv-2".into(),
+        what: "crash srv-2".into(),
+        start_s: 45.0,
+        end_s: Some(50.0),
+        verdict: Some(FaultVerdict {
+            players_dropped: 1400,
+            players_back_s: Some(6.1),
+            fanout_recovered_s: Some(3.0),
+            reconnects: 1400,
+            lost: 0,
+            pass: true,
+        }),
+    }];
+    run
+}
+
+#[test]
+fn the_summary_says_what_held_and_what_a_fault_cost() {
+    let text = summary(&run());
+    assert!(text.starts_with("3 replicas (redis state, players through HAProxy) held 4,200 players at p95 fan-out 31.2 ms"), "{text}");
+    assert!(
+        text.contains("Kill srv-2 cost 0 events and 6.1 s to recover."),
+        "{text}"
+    );
+    assert!(text.contains("All 2 SLOs held."), "{text}");
+}
+
+#[test]
+fn the_capacity_curve_finds_the_knee_and_the_slo() {
+    let report = Report::from_parts(run(), Vec::new(), None);
+    assert_eq!(report.fanout_slo_ms, Some(50.0));
+    let knee = report.knee.expect("a knee");
+    assert!((3000.0..=3500.0).contains(&knee), "{knee}");
+}
+
+#[test]
+fn the_html_shows_run_json_numbers_and_fetches_nothing() {
+    let report = Report::from_parts(run(), Vec::new(), None);
+    let page = crate::html::render(&report).unwrap();
+    for expected in [
+        "4,200",
+        "1,234,567",
+        "31.2",
+        "12.5",
+        "kill srv-2",
+        "6.1 s",
+        "PASSED",
+    ] {
+        assert!(page.contains(expected), "missing {expected}");
+    }
+    assert!(
+        page.contains("&lt;not html&gt;"),
+        "scenario text is escaped"
+    );
+    assert!(!page.contains("<script"), "no script");
+    assert!(
+        !page.contains("http://") && !page.contains("https://")
+            || page.contains("www.w3.org/2000/svg")
+    );
+    for needle in ["src=\"http", "href=\"http", "@import"] {
+        assert!(!page.contains(needle), "fetches {needle}");
+    }
+    // Charts: latency ×2, counts ×2, capacity (no hlog here, so no spectrum).
+    assert_eq!(page.matches("<svg").count(), 5);
+    assert_eq!(page.matches("<svg").count(), page.matches("</svg>").count());
+}
+
+#[test]
+fn every_chart_is_well_formed_svg() {
+    let run = run();
+    let svgs = [
+        crate::charts::latency_over_time(&run, "t", |s| s.fanout_ms).unwrap(),
+        crate::charts::counts_over_time(&run, "t", "per s", &[("acts", |s| s.acts as f64)])
+            .unwrap(),
+        crate::charts::capacity(&[(1.0, 1.0), (2.0, 3.0)], Some(1.5), Some(2.0)).unwrap(),
+        crate::charts::spectrum(
+            &[crate::spectrum::Spectrum {
+                metric: "fanout".into(),
+                count: 100,
+                points: vec![(2.0, 1.0), (100.0, 9.0)],
+            }],
+            None,
+        )
+        .unwrap(),
+    ];
+    for svg in svgs {
+        assert!(
+            svg.trim_start().starts_with("<svg"),
+            "{}",
+            &svg[..80.min(svg.len())]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"));
+        // Tags balance: every opened element is closed or self-closed.
+        let opened =
+            svg.matches('<').count() - svg.matches("</").count() * 2 - svg.matches("<?").count();
+        let self_closed = svg.matches("/>").count();
+        assert_eq!(opened, self_closed, "unbalanced tags");
+    }
+}
+
+#[test]
+fn markdown_and_junit_carry_the_same_verdicts() {
+    let mut failing = run();
+    failing.slo[0].pass = false;
+    failing.checker.lost = 3;
+    let report = Report::from_parts(failing, Vec::new(), None);
+    assert_eq!(report.verdict(), "failed");
+    let md = crate::markdown::render(&report);
+    assert!(
+        md.contains("| `p95(fanout) < 50ms` | < 50ms | 31.250 | **FAIL** |"),
+        "{md}"
+    );
+    assert!(md.contains("| 1000 | 9000 | 3 | 0 | 0 |"), "{md}");
+    let xml = crate::junit::render(&report);
+    assert!(xml.contains("tests=\"6\" failures=\"2\""), "{xml}");
+    assert!(
+        xml.contains("name=\"checker: lost = 0\"><failure message=\"3 events lost\"/>"),
+        "{xml}"
+    );
+}
