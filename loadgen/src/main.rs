@@ -57,12 +57,15 @@ enum Command {
         #[arg(long)]
         baseline: Option<PathBuf>,
     },
-    /// Write a run's baseline summary (default: reports/baselines/<scenario>.json).
+    /// Write a baseline summary of one or more runs of a scenario (default:
+    /// reports/baselines/<scenario>.json). With 3 runs or more, each metric's
+    /// tolerance is 3× the worst run's excess over the median.
     Baseline {
-        run: PathBuf,
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Tolerance written for every metric, in percent.
+        /// Tolerance for every metric, in percent (the least, with 3+ runs).
         #[arg(long, default_value = "10%", value_parser = percent)]
         max_regression: f64,
     },
@@ -99,10 +102,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Report { run, baseline } => report(&run, baseline.as_deref()),
         Command::Baseline {
-            run,
+            runs,
             out,
             max_regression,
-        } => baseline(&run, out, max_regression),
+        } => baseline(&runs, out, max_regression),
         Command::Gate {
             run,
             baseline,
@@ -194,9 +197,24 @@ fn report(run: &std::path::Path, baseline: Option<&std::path::Path>) -> ExitCode
     }
 }
 
-fn baseline(run: &std::path::Path, out: Option<PathBuf>, max_regression: f64) -> ExitCode {
-    let written = tierlab_reports::run::Run::load(run).and_then(|record| {
-        let baseline = tierlab_reports::gate::Baseline::of(&record, max_regression);
+fn baseline(runs: &[PathBuf], out: Option<PathBuf>, max_regression: f64) -> ExitCode {
+    let records: Result<Vec<_>, _> = runs
+        .iter()
+        .map(|dir| tierlab_reports::run::Run::load(dir))
+        .collect();
+    let written = records.and_then(|records| {
+        let scenarios: std::collections::BTreeSet<&str> =
+            records.iter().map(|r| r.scenario.name.as_str()).collect();
+        if scenarios.len() > 1 {
+            return Err(tierlab_reports::ReportError::Mismatch {
+                run: "a set of runs of several scenarios".into(),
+                baseline: format!(
+                    "of one ({})",
+                    scenarios.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        let baseline = tierlab_reports::gate::Baseline::of_runs(&records, max_regression);
         let path = out.unwrap_or_else(|| {
             PathBuf::from("reports/baselines").join(format!("{}.json", baseline.scenario))
         });

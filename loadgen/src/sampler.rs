@@ -1,7 +1,8 @@
 //! What each process of a local topology used during the run, sampled once
 //! a second: CPU and memory from /proc (pids from the run's
-//! `processes.txt`, so a restarted process is followed), connections from
-//! each replica's `/health`, and Redis's ops/s and clients from `INFO`.
+//! `processes.txt`, so a restarted process is followed), connections and
+//! events sent from each replica's `/metrics`, and Redis's ops/s and
+//! clients from `INFO`.
 //! Summarised per process into `run.json`'s `processes`.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ pub struct ProcessUsage {
     pub connections_max: Option<u64>,
     /// Redis: commands per second (INFO's instantaneous_ops_per_sec).
     pub ops_per_s_median: Option<f64>,
+    /// Replicas: event frames sent to members per second.
+    pub events_per_s_median: Option<f64>,
 }
 
 /// Where to ask what the processes are doing.
@@ -43,6 +46,9 @@ struct Series {
     rss_mib: Vec<f64>,
     connections: Vec<u64>,
     ops: Vec<f64>,
+    events: Vec<f64>,
+    /// The last (events-sent counter, when), for the rate.
+    events_seen: Option<(f64, Instant)>,
 }
 
 #[derive(Debug)]
@@ -103,12 +109,18 @@ async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> 
             last.insert(name, (pid, ticks, now));
         }
         for (name, url) in &targets.replicas {
-            if let Some(connections) = replica_connections(&http, url).await {
-                series
-                    .entry(name.clone())
-                    .or_default()
-                    .connections
-                    .push(connections);
+            if let Some((connections, sent)) = replica_load(&http, url).await {
+                let entry = series.entry(name.clone()).or_default();
+                entry.connections.push(connections);
+                let now = Instant::now();
+                if let Some((before, at)) = entry.events_seen {
+                    let seconds = now.duration_since(at).as_secs_f64();
+                    // A restarted replica's counter starts over.
+                    if seconds > 0.0 && sent >= before {
+                        entry.events.push((sent - before) / seconds);
+                    }
+                }
+                entry.events_seen = Some((sent, now));
             }
         }
         for (name, port) in &targets.redis {
@@ -138,18 +150,30 @@ fn summarise(name: String, mut s: Series) -> ProcessUsage {
         rss_mib_max: s.rss_mib.iter().copied().fold(0.0, f64::max),
         connections_max: s.connections.iter().copied().max(),
         ops_per_s_median: (!s.ops.is_empty()).then(|| median(&mut s.ops)),
+        events_per_s_median: (!s.events.is_empty()).then(|| median(&mut s.events)),
     }
 }
 
-async fn replica_connections(http: &reqwest::Client, base: &str) -> Option<u64> {
-    let response = http
-        .get(format!("{base}/health"))
+/// (open connections, event frames sent so far) from a replica's /metrics.
+async fn replica_load(http: &reqwest::Client, base: &str) -> Option<(u64, f64)> {
+    let text = http
+        .get(format!("{base}/metrics"))
         .timeout(Duration::from_millis(500))
         .send()
         .await
+        .ok()?
+        .text()
+        .await
         .ok()?;
-    let health: serde_json::Value = response.json().await.ok()?;
-    health["connections"].as_u64()
+    let value = |metric: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((
+        value("tierlab_connections")? as u64,
+        value("tierlab_events_out_total")?,
+    ))
 }
 
 /// (ops/s, connected clients) from INFO.
@@ -191,6 +215,8 @@ mod tests {
                 rss_mib: vec![5.0, 7.0],
                 connections: vec![3, 9],
                 ops: Vec::new(),
+                events: vec![100.0, 300.0, 200.0],
+                events_seen: None,
             },
         );
         assert_eq!(
@@ -199,5 +225,6 @@ mod tests {
         );
         assert_eq!(usage.connections_max, Some(9));
         assert_eq!(usage.ops_per_s_median, None);
+        assert_eq!(usage.events_per_s_median, Some(200.0));
     }
 }

@@ -39,6 +39,9 @@ pub struct Metric {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub scenario: String,
+    /// The topology it was measured on (`Run::topology_label`).
+    #[serde(default)]
+    pub topology: String,
     pub recorded_at: String,
     pub machine: String,
     pub metrics: BTreeMap<String, Metric>,
@@ -57,29 +60,51 @@ pub fn measures(run: &Run) -> BTreeMap<String, f64> {
     ])
 }
 
+/// With this many runs or more, a baseline takes its tolerances from their
+/// spread instead of a fixed percentage.
+pub const RUNS_FOR_SPREAD: usize = 3;
+/// Tolerance = this many times the worst run's excess over the median.
+const SPREAD_FACTOR: f64 = 3.0;
+
 impl Baseline {
-    /// A baseline of `run`, with `max_regression` percent on every metric
-    /// (and 2 ms of slack on latencies; none on losses).
+    /// A baseline of one run, with `max_regression` percent on every metric.
     pub fn of(run: &Run, max_regression: f64) -> Baseline {
-        let metrics = measures(run)
+        Baseline::of_runs(std::slice::from_ref(run), max_regression)
+    }
+
+    /// A baseline of several runs of one scenario: each metric's median.
+    /// With [`RUNS_FOR_SPREAD`] runs or more, its tolerance is three times
+    /// the worst run's excess over that median (the machine's own noise),
+    /// never less than `max_regression` percent; latencies also get 2 ms of
+    /// slack, losses none.
+    pub fn of_runs(runs: &[Run], max_regression: f64) -> Baseline {
+        let all: Vec<BTreeMap<String, f64>> = runs.iter().map(measures).collect();
+        let names: Vec<String> = all
+            .first()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let metrics = names
             .into_iter()
-            .map(|(name, value)| {
-                let (better, tolerance) = match name.as_str() {
-                    "events_per_s" => (
-                        Better::Higher,
-                        Tolerance {
-                            pct: max_regression,
-                            abs: 0.0,
-                        },
-                    ),
-                    "lost" => (Better::Lower, Tolerance { pct: 0.0, abs: 0.0 }),
-                    _ => (
-                        Better::Lower,
-                        Tolerance {
-                            pct: max_regression,
-                            abs: 2.0,
-                        },
-                    ),
+            .map(|name| {
+                let mut values: Vec<f64> =
+                    all.iter().filter_map(|m| m.get(&name).copied()).collect();
+                values.sort_by(f64::total_cmp);
+                let value = values.get(values.len() / 2).copied().unwrap_or(0.0);
+                let better = if name == "events_per_s" {
+                    Better::Higher
+                } else {
+                    Better::Lower
+                };
+                let worst_pct = spread_pct(&values, value, better);
+                let pct = if runs.len() >= RUNS_FOR_SPREAD {
+                    (SPREAD_FACTOR * worst_pct).max(max_regression).ceil()
+                } else {
+                    max_regression
+                };
+                let tolerance = match name.as_str() {
+                    "lost" => Tolerance { pct: 0.0, abs: 0.0 },
+                    "events_per_s" => Tolerance { pct, abs: 0.0 },
+                    _ => Tolerance { pct, abs: 2.0 },
                 };
                 (
                     name,
@@ -91,10 +116,17 @@ impl Baseline {
                 )
             })
             .collect();
+        let run = runs.first().cloned().unwrap_or_default();
         Baseline {
             scenario: run.scenario.name.clone(),
+            topology: run.topology_label(),
             recorded_at: run.started_at.clone(),
-            machine: format!("{} ({} cores)", run.machine.hostname, run.machine.cores),
+            machine: format!(
+                "{} ({} cores), {} run(s)",
+                run.machine.hostname,
+                run.machine.cores,
+                runs.len()
+            ),
             metrics,
         }
     }
@@ -109,6 +141,21 @@ impl Baseline {
             source,
         })
     }
+}
+
+/// How far the worst of `values` strays the wrong way from `median`, in percent.
+fn spread_pct(values: &[f64], median: f64, better: Better) -> f64 {
+    if median == 0.0 {
+        return 0.0;
+    }
+    values
+        .iter()
+        .map(|v| match better {
+            Better::Lower => (v - median) / median,
+            Better::Higher => (median - v) / median,
+        })
+        .fold(0.0, f64::max)
+        * 100.0
 }
 
 /// One line of the gate's table.
@@ -166,8 +213,14 @@ pub fn gate(
 ) -> Result<Gate, ReportError> {
     if run.scenario.name != baseline.scenario {
         return Err(ReportError::Mismatch {
-            run: run.scenario.name.clone(),
-            baseline: baseline.scenario.clone(),
+            run: format!("scenario `{}`", run.scenario.name),
+            baseline: format!("scenario `{}`", baseline.scenario),
+        });
+    }
+    if !baseline.topology.is_empty() && run.topology_label() != baseline.topology {
+        return Err(ReportError::Mismatch {
+            run: run.topology_label(),
+            baseline: baseline.topology.clone(),
         });
     }
     let measured = measures(run);
@@ -272,6 +325,35 @@ mod tests {
         assert!(!g.regressed());
         let g = gate(&run(16.0, 500, 0), &base, Some(50.0)).unwrap();
         assert!(!g.regressed(), "{}", g.table());
+    }
+
+    #[test]
+    fn several_runs_give_medians_and_tolerances_from_their_spread() {
+        let runs = [
+            run(10.0, 500, 0),
+            run(11.0, 490, 0),
+            run(10.5, 510, 0),
+            run(10.2, 500, 0),
+        ];
+        let base = Baseline::of_runs(&runs, 10.0);
+        let p95 = &base.metrics["fanout_p95_ms"];
+        // Median of 10.0, 10.2, 10.5, 11.0 (the upper middle) is 10.5; the
+        // worst excess is 11.0 (+4.8 %), times 3 → 15 % (ceiled).
+        assert_eq!(p95.value, 10.5);
+        assert_eq!(
+            p95.tolerance,
+            Tolerance {
+                pct: 15.0,
+                abs: 2.0
+            }
+        );
+        // Throughput: median 500, worst 490 (−2 %) → 6 %, floored at 10 %.
+        assert_eq!(base.metrics["events_per_s"].tolerance.pct, 10.0);
+        assert_eq!(
+            base.metrics["lost"].tolerance,
+            Tolerance { pct: 0.0, abs: 0.0 }
+        );
+        assert!(base.machine.ends_with("4 run(s)"));
     }
 
     #[test]

@@ -31,6 +31,34 @@ fn pass_fail(pass: bool) -> &'static str {
     }
 }
 
+/// A table cell: text (escaped), a number (right-aligned), or a verdict.
+enum Cell {
+    Text(String),
+    Num(String),
+    Verdict(bool),
+}
+
+/// Writes a table with a header row and one row per item.
+fn table(page: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<Cell>>) {
+    page.push_str("<table><tr>");
+    for h in head {
+        let _ = write!(page, "<th>{}</th>", escape(h));
+    }
+    page.push_str("</tr>");
+    for row in rows {
+        page.push_str("<tr>");
+        for cell in row {
+            let _ = match cell {
+                Cell::Text(t) => write!(page, "<td>{}</td>", escape(&t)),
+                Cell::Num(n) => write!(page, "<td class=\"n\">{}</td>", escape(&n)),
+                Cell::Verdict(pass) => write!(page, "<td>{}</td>", pass_fail(pass)),
+            };
+        }
+        page.push_str("</tr>");
+    }
+    page.push_str("</table>");
+}
+
 fn opt_s(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_owned(), |s| format!("{s:.1} s"))
 }
@@ -45,6 +73,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         escape(&title)
     );
     verdict(&mut page, report);
+    comparison(&mut page, report);
     let _ = write!(page, "<h2>Latency over time</h2>");
     chart(
         &mut page,
@@ -160,50 +189,106 @@ fn verdict(page: &mut String, report: &Report) {
         thousands(s.errors as f64),
         s.error_rate_pct,
     );
-    page.push_str(
-        "<h2>SLOs</h2><table><tr><th>SLO</th><th>Threshold</th><th>Measured</th><th></th></tr>",
-    );
-    for slo in &run.slo {
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.3}</td><td>{}</td></tr>",
-            escape(&slo.name),
-            escape(&slo.threshold),
-            slo.measured,
-            pass_fail(slo.pass)
-        );
-    }
-    let c = &run.checker;
-    let _ = write!(
+    page.push_str("<h2>SLOs</h2>");
+    table(
         page,
-        "</table><h2>Delivery checker</h2><table><tr><th>Acked</th><th>Delivered</th><th>Lost</th><th>Duplicated</th><th>Reordered</th><th>Delivered, never acked</th></tr>\
-         <tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr></table>",
-        thousands(c.acked as f64),
-        thousands(c.delivered as f64),
-        thousands(c.lost as f64),
-        thousands(c.duplicated as f64),
-        thousands(c.reordered as f64),
-        thousands(c.unacked_delivered as f64)
+        &["SLO", "Threshold", "Measured", ""],
+        run.slo.iter().map(|slo| {
+            vec![
+                Cell::Text(slo.name.clone()),
+                Cell::Text(slo.threshold.clone()),
+                Cell::Num(format!("{:.3}", slo.measured)),
+                Cell::Verdict(slo.pass),
+            ]
+        }),
+    );
+    let c = &run.checker;
+    page.push_str("<h2>Delivery checker</h2>");
+    table(
+        page,
+        &[
+            "Acked",
+            "Delivered",
+            "Lost",
+            "Duplicated",
+            "Reordered",
+            "Delivered, never acked",
+        ],
+        [[
+            c.acked,
+            c.delivered,
+            c.lost,
+            c.duplicated,
+            c.reordered,
+            c.unacked_delivered,
+        ]
+        .iter()
+        .map(|n| Cell::Num(thousands(*n as f64)))
+        .collect()],
     );
     if !run.faults.is_empty() {
-        page.push_str("<h2>Faults</h2><table><tr><th>Fault</th><th>What</th><th>From</th><th>To</th><th>Players dropped</th><th>All back after</th><th>Fan-out recovered after</th><th>Lost</th><th></th></tr>");
-        for f in &run.faults {
-            let v = f.verdict.clone().unwrap_or_default();
-            let _ = write!(
-                page,
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.1} s</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-                escape(&f.name),
-                escape(&f.what),
-                f.start_s,
-                opt_s(f.end_s),
-                v.players_dropped,
-                opt_s(v.players_back_s),
-                opt_s(v.fanout_recovered_s),
-                v.lost,
-                pass_fail(v.pass)
-            );
+        page.push_str("<h2>Faults</h2>");
+        table(
+            page,
+            &[
+                "Fault",
+                "What",
+                "From",
+                "To",
+                "Players dropped",
+                "All back after",
+                "Fan-out recovered after",
+                "Lost",
+                "",
+            ],
+            run.faults.iter().map(|f| {
+                let v = f.verdict.clone().unwrap_or_default();
+                vec![
+                    Cell::Text(f.name.clone()),
+                    Cell::Text(f.what.clone()),
+                    Cell::Num(format!("{:.1} s", f.start_s)),
+                    Cell::Num(opt_s(f.end_s)),
+                    Cell::Num(thousands(v.players_dropped as f64)),
+                    Cell::Num(opt_s(v.players_back_s)),
+                    Cell::Num(opt_s(v.fanout_recovered_s)),
+                    Cell::Num(thousands(v.lost as f64)),
+                    Cell::Verdict(v.pass),
+                ]
+            }),
+        );
+    }
+}
+
+fn comparison(page: &mut String, report: &Report) {
+    let Some(comparison) = &report.comparison else {
+        return;
+    };
+    page.push_str("<h2>Against the baseline</h2>");
+    match comparison {
+        Err(why) => {
+            let _ = write!(page, "<p>Not compared: {}.</p>", escape(why));
         }
-        page.push_str("</table>");
+        Ok(gate) => table(
+            page,
+            &[
+                "Metric",
+                "Baseline",
+                "This run",
+                "Change",
+                "Worst allowed",
+                "",
+            ],
+            gate.rows.iter().map(|row| {
+                vec![
+                    Cell::Text(row.metric.clone()),
+                    Cell::Num(format!("{:.3}", row.baseline)),
+                    Cell::Num(format!("{:.3}", row.measured)),
+                    Cell::Num(format!("{:+.1} %", row.change_pct)),
+                    Cell::Num(format!("{:.3}", row.limit)),
+                    Cell::Verdict(row.pass),
+                ]
+            }),
+        ),
     }
 }
 
@@ -241,20 +326,31 @@ fn processes(page: &mut String, report: &Report) {
     if list.is_empty() {
         return;
     }
-    page.push_str("<h2>Per process</h2><table><tr><th>Process</th><th>CPU median</th><th>CPU max</th><th>RSS max</th><th>Connections max</th><th>Redis ops/s median</th></tr>");
-    for p in list {
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td class=\"n\">{:.0} %</td><td class=\"n\">{:.0} %</td><td class=\"n\">{:.1} MiB</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            escape(&p.name),
-            p.cpu_pct_median,
-            p.cpu_pct_max,
-            p.rss_mib_max,
-            p.connections_max.map_or_else(|| "—".into(), |c| c.to_string()),
-            p.ops_per_s_median.map_or_else(|| "—".into(), |o| format!("{o:.0}")),
-        );
-    }
-    page.push_str("</table>");
+    let or_dash = |v: Option<String>| Cell::Num(v.unwrap_or_else(|| "—".into()));
+    page.push_str("<h2>Per process</h2>");
+    table(
+        page,
+        &[
+            "Process",
+            "CPU median",
+            "CPU max",
+            "RSS max",
+            "Connections max",
+            "Events sent/s median",
+            "Redis ops/s median",
+        ],
+        list.iter().map(|p| {
+            vec![
+                Cell::Text(p.name.clone()),
+                Cell::Num(format!("{:.0} %", p.cpu_pct_median)),
+                Cell::Num(format!("{:.0} %", p.cpu_pct_max)),
+                Cell::Num(format!("{:.1} MiB", p.rss_mib_max)),
+                or_dash(p.connections_max.map(|c| thousands(c as f64))),
+                or_dash(p.events_per_s_median.map(thousands)),
+                or_dash(p.ops_per_s_median.map(thousands)),
+            ]
+        }),
+    );
 }
 
 fn environment(page: &mut String, report: &Report) {

@@ -33,7 +33,7 @@ pub enum ReportError {
     Histogram(String),
     #[error("drawing a chart: {0}")]
     Chart(String),
-    #[error("the run is of scenario `{run}` but the baseline of `{baseline}`")]
+    #[error("not like with like: the run is {run}, the baseline {baseline}")]
     Mismatch { run: String, baseline: String },
     #[error("cannot write {path}: {source}")]
     Write {

@@ -56,6 +56,9 @@ pub fn render(report: &Report) -> String {
         "\n| acked | delivered | lost | duplicated | reordered |\n|---|---|---|---|---|\n| {} | {} | {} | {} | {} |",
         c.acked, c.delivered, c.lost, c.duplicated, c.reordered
     );
+    if let Some(Ok(gate)) = &report.comparison {
+        let _ = writeln!(md, "\n```text\n{}```", gate.table());
+    }
     if !run.faults.is_empty() {
         let _ = writeln!(md, "\n| fault | from s | players dropped | back after s | lost | |\n|---|---|---|---|---|---|");
         for f in &run.faults {

@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
+use crate::gate;
 use crate::knee;
 use crate::run::Run;
 use crate::spectrum::{self, Spectrum};
 use crate::ReportError;
 
+/// Tolerance when a baseline run directory (not a file) is compared.
+const DEFAULT_TOLERANCE_PCT: f64 = 10.0;
 /// Seconds after a fault ends that still count as its own.
 const FAULT_SETTLE_S: f64 = 5.0;
 /// Bins of players the capacity curve is drawn with.
@@ -24,6 +27,8 @@ pub struct Report {
     /// The scenario's `p95(fanout)` SLO, in ms.
     pub fanout_slo_ms: Option<f64>,
     pub summary: String,
+    /// This run against the baseline's numbers, or why they cannot be compared.
+    pub comparison: Option<Result<gate::Gate, String>>,
 }
 
 /// The run a report is compared with.
@@ -34,21 +39,29 @@ pub struct Baseline {
 }
 
 impl Report {
-    /// Reads `dir` (run.json, latency.hlog) and, when given, a baseline
-    /// run directory.
+    /// Reads `dir` (run.json, latency.hlog) and, when given, a baseline:
+    /// another run directory (its latency curves and its numbers) or a
+    /// baseline file (its numbers).
     pub fn build(dir: &Path, baseline: Option<&Path>) -> Result<Report, ReportError> {
         let run = Run::load(dir)?;
         let spectra = spectrum::read(dir).unwrap_or_default();
-        let baseline = match baseline {
-            Some(other) => Some(Baseline {
-                label: Run::load(other)
-                    .map(|r| format!("{} ({})", r.scenario.name, r.started_at))
-                    .unwrap_or_else(|_| other.display().to_string()),
-                spectra: spectrum::read(other)?,
-            }),
-            None => None,
+        let (baseline, numbers) = match baseline {
+            None => (None, None),
+            Some(file) if file.is_file() => (None, Some(gate::Baseline::load(file)?)),
+            Some(other) => {
+                let other_run = Run::load(other)?;
+                let numbers = gate::Baseline::of(&other_run, DEFAULT_TOLERANCE_PCT);
+                let curves = Baseline {
+                    label: format!("{} ({})", other_run.scenario.name, other_run.started_at),
+                    spectra: spectrum::read(other)?,
+                };
+                (Some(curves), Some(numbers))
+            }
         };
-        Ok(Report::from_parts(run, spectra, baseline))
+        let mut report = Report::from_parts(run, spectra, baseline);
+        report.comparison =
+            numbers.map(|b| gate::gate(&report.run, &b, None).map_err(|e| e.to_string()));
+        Ok(report)
     }
 
     pub fn from_parts(run: Run, spectra: Vec<Spectrum>, baseline: Option<Baseline>) -> Report {
@@ -77,6 +90,7 @@ impl Report {
             knee,
             fanout_slo_ms,
             summary,
+            comparison: None,
         }
     }
 

@@ -170,6 +170,20 @@ impl Run {
         serde_json::from_str(&text).map_err(|source| ReportError::Parse { path, source })
     }
 
+    /// What a baseline must match: replicas, state, how players connect,
+    /// persistence, Sentinel.
+    pub fn topology_label(&self) -> String {
+        let t = &self.topology;
+        format!(
+            "{} × {} via {}, persistence {}{}",
+            t.replicas,
+            t.state,
+            t.via,
+            t.persistence,
+            if t.sentinel { ", Sentinel" } else { "" }
+        )
+    }
+
     /// Events delivered per second at the busiest held second (median of
     /// the seconds at peak players, so one burst does not count).
     pub fn throughput(&self) -> f64 {
