@@ -94,14 +94,18 @@ impl Report {
         }
     }
 
-    /// `passed`, `failed` (an SLO or the checker), or `partial`.
+    /// `partial`, `failed` (an SLO or the checker), `regressed` (against
+    /// the baseline), or `passed`.
     pub fn verdict(&self) -> &'static str {
+        let regressed = matches!(&self.comparison, Some(Ok(gate)) if gate.regressed());
         if self.run.partial {
             "partial"
-        } else if self.run.slo.iter().all(|s| s.pass) && self.run.checker.lost == 0 {
-            "passed"
-        } else {
+        } else if !self.run.slo.iter().all(|s| s.pass) || self.run.checker.lost > 0 {
             "failed"
+        } else if regressed {
+            "regressed"
+        } else {
+            "passed"
         }
     }
 }

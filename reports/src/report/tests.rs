@@ -203,3 +203,17 @@ fn markdown_and_junit_carry_the_same_verdicts() {
         "{xml}"
     );
 }
+
+#[test]
+fn a_regression_against_the_baseline_shows_in_the_verdict() {
+    let base = crate::gate::Baseline::of(&run(), 10.0);
+    let mut slower = run();
+    slower.summary.fanout_ms.p95 *= 3.0;
+    let mut report = Report::from_parts(slower, Vec::new(), None);
+    assert_eq!(report.verdict(), "passed");
+    report.comparison =
+        Some(crate::gate::gate(&report.run, &base, None).map_err(|e| e.to_string()));
+    assert_eq!(report.verdict(), "regressed");
+    let page = crate::html::render(&report).unwrap();
+    assert!(page.contains("REGRESSED") && page.contains("Against the baseline"));
+}
