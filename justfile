@@ -69,3 +69,7 @@ baseline-smoke:
 # Write report.html, report.md and junit.xml for a run directory.
 report RUN *ARGS:
     cargo run --release --locked -q -p tierlab-loadgen -- report {{RUN}} {{ARGS}}
+
+# Capacity sweep of tier 1 (memory, 1 replica) and tier 2 (redis, 1–3 replicas): capacity.json + capacity.html.
+capacity *ARGS: build
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis {{ARGS}}

@@ -2,6 +2,7 @@
 //! starts, virtual players, measurements, the delivery checker and the run
 //! record. The binary (`src/main.rs`) is a thin CLI over [`run::run`].
 
+pub mod capacity;
 pub mod checker;
 pub mod drill;
 pub mod http;

@@ -50,6 +50,24 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Sweep a scenario's load step by step on several configurations until
+    /// the SLOs break; writes capacity.json and capacity.html.
+    Capacity {
+        scenario: PathBuf,
+        /// Replica counts to sweep.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        replicas: Vec<u32>,
+        /// States to sweep: redis, memory (memory runs on one replica only).
+        #[arg(long, value_delimiter = ',', default_value = "redis")]
+        state: Vec<String>,
+        /// Output directory (default: runs/<timestamp>-capacity-<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Write report.html, report.md and junit.xml into a run directory.
     Report {
         run: PathBuf,
@@ -101,6 +119,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Report { run, baseline } => report(&run, baseline.as_deref()),
+        Command::Capacity {
+            scenario,
+            replicas,
+            state,
+            out,
+            quiet,
+            set,
+        } => capacity(&scenario, &set, replicas, &state, out, quiet),
         Command::Baseline {
             runs,
             out,
@@ -178,6 +204,75 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_FAILED)
                 }
             }
+        }
+    }
+}
+
+fn capacity(
+    path: &std::path::Path,
+    set: &[String],
+    replicas: Vec<u32>,
+    states: &[String],
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> ExitCode {
+    use tierlab_loadgen::capacity::{sweep, SweepError, SweepOptions};
+    use tierlab_loadgen::scenario::StateMode;
+    let scenario = match Scenario::load(path, set) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    let mut parsed = Vec::new();
+    for state in states {
+        match state.trim() {
+            "redis" => parsed.push(StateMode::Redis),
+            "memory" => parsed.push(StateMode::Memory),
+            other => {
+                eprintln!("error: --state {other}: expected redis or memory");
+                return ExitCode::from(EXIT_START);
+            }
+        }
+    }
+    if replicas.is_empty() || replicas.iter().any(|r| !(1..=16).contains(r)) {
+        eprintln!("error: --replicas takes counts from 1 to 16");
+        return ExitCode::from(EXIT_START);
+    }
+    raise_fd_limit();
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("error: cannot start the runtime");
+        return ExitCode::from(EXIT_FAILED);
+    };
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', 'T'], "-")
+        .replace('Z', "");
+    let options = SweepOptions {
+        replicas,
+        states: parsed,
+        out: out
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{stamp}-capacity-{}", scenario.name))),
+        quiet,
+        interrupt: interrupt_on_ctrl_c(),
+    };
+    let mut stdout = reserve_stdout();
+    match runtime.block_on(sweep(&scenario, &options)) {
+        Ok(json) => {
+            let _ = writeln!(stdout, "{}", json.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ SweepError::Interrupted(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }

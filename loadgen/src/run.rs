@@ -721,14 +721,17 @@ impl Report {
 /// The fan-out p95 a fault must get back under: the scenario's SLO on
 /// it, else 50 ms.
 fn fanout_limit_ms(slos: &[crate::scenario::Slo]) -> f64 {
-    slos.iter()
-        .find_map(|slo| match slo.metric {
-            Metric::Latency(Stat::Percentile(q), "fanout") if (q - 95.0).abs() < 1e-9 => {
-                Some(slo.threshold)
-            }
-            _ => None,
-        })
-        .unwrap_or(50.0)
+    fanout_slo_ms(slos).unwrap_or(50.0)
+}
+
+/// The scenario's `p95(fanout)` threshold in ms, if it has one.
+pub fn fanout_slo_ms(slos: &[crate::scenario::Slo]) -> Option<f64> {
+    slos.iter().find_map(|slo| match slo.metric {
+        Metric::Latency(Stat::Percentile(q), "fanout") if (q - 95.0).abs() < 1e-9 => {
+            Some(slo.threshold)
+        }
+        _ => None,
+    })
 }
 
 /// A map keyed by room number, keyed by room code instead.

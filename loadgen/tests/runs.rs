@@ -276,3 +276,59 @@ fn a_real_runs_report_renders_in_a_browser() {
     let size = std::fs::metadata(&shot).unwrap().len();
     assert!(size > 60_000, "screenshot of {size} bytes looks blank");
 }
+
+/// A two-step capacity sweep of the smoke scenario on one replica: each
+/// step is a real run, and the sweep writes its model and its page.
+#[test]
+fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("capacity");
+    let result = tierlab()
+        .args([
+            "capacity",
+            "scenarios/smoke.toml",
+            "--replicas",
+            "1",
+            "--state",
+            "memory",
+            "--quiet",
+        ])
+        .args([
+            "--set",
+            "capacity.step=25",
+            "--set",
+            "capacity.hold=\"3s\"",
+            "--set",
+            "capacity.ramp=\"1s\"",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let json = dir.join("capacity.json");
+    assert_eq!(
+        String::from_utf8_lossy(&result.stdout).trim(),
+        json.display().to_string()
+    );
+    let sweep: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let config = &sweep["configs"][0];
+    assert_eq!(config["label"], "1x-memory");
+    let steps = config["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{config}");
+    assert_eq!(steps[1]["offered"], 50);
+    assert!(steps[1]["throughput"].as_f64().unwrap() > steps[0]["throughput"].as_f64().unwrap());
+    assert_eq!(sweep["verdicts"][0]["limit"], "max_players");
+    // Each step is a run directory of its own.
+    assert!(dir.join("1x-memory/step-000025/run.json").exists());
+    let page = std::fs::read_to_string(dir.join("capacity.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 2);
+    assert!(
+        page.contains("≥ 50 (not reached)"),
+        "the sweep did not break, so no capacity is claimed"
+    );
+}

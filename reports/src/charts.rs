@@ -316,56 +316,112 @@ pub fn capacity(
     knee: Option<f64>,
     slo_ms: Option<f64>,
 ) -> Result<String, ReportError> {
-    let players = curve.iter().map(|p| p.0).fold(1.0, f64::max) * 1.05;
-    let high = curve.iter().map(|p| p.1).chain(slo_ms).fold(1.0, f64::max) * 1.2;
+    curves(&Curves {
+        title: "Capacity: p95 fan-out against players",
+        x_desc: "players connected",
+        y_desc: "p95 fan-out, ms",
+        series: vec![("p95 fan-out".to_owned(), curve.to_vec())],
+        dashed: Vec::new(),
+        level: slo_ms.map(|slo| (format!("SLO {slo} ms"), slo)),
+        marks: knee
+            .map(|k| (format!("knee ≈ {k:.0} players"), k))
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Several measured curves (solid, with points), model curves (dashed), a
+/// horizontal level (an SLO) and vertical marks (knees, limits).
+#[derive(Debug, Clone, Default)]
+pub struct Curves<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    pub dashed: Vec<(String, Vec<(f64, f64)>)>,
+    pub level: Option<(String, f64)>,
+    pub marks: Vec<(String, f64)>,
+}
+
+pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
+    let all = c
+        .series
+        .iter()
+        .chain(&c.dashed)
+        .flat_map(|(_, points)| points.iter());
+    let right = all
+        .clone()
+        .map(|p| p.0)
+        .chain(c.marks.iter().map(|m| m.1))
+        .fold(1.0, f64::max)
+        * 1.05;
+    let high = all
+        .map(|p| p.1)
+        .chain(c.level.iter().map(|l| l.1))
+        .fold(1.0, f64::max)
+        * 1.2;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("Capacity: p95 fan-out against players", (FONT, 18))
+            .caption(c.title, (FONT, 18))
             .margin(12)
             .x_label_area_size(34)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..players, 0.0..high)
+            .build_cartesian_2d(0.0..right, 0.0..high)
             .map_err(fail)?;
         chart
             .configure_mesh()
-            .x_desc("players connected")
-            .y_desc("p95 fan-out, ms")
+            .x_desc(c.x_desc)
+            .y_desc(c.y_desc)
             .label_style((FONT, 12))
             .light_line_style(TRANSPARENT)
             .draw()
             .map_err(fail)?;
-        if let Some(slo) = slo_ms {
+        if let Some((label, level)) = &c.level {
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(0.0, slo), (players, slo)],
+                    vec![(0.0, *level), (right, *level)],
                     8,
                     5,
-                    INK[1].stroke_width(2),
+                    GREY.stroke_width(2),
                 ))
                 .map_err(fail)?
-                .label(format!("SLO {slo} ms"))
-                .legend(legend(INK[1]));
+                .label(label.clone())
+                .legend(legend(GREY));
         }
-        chart
-            .draw_series(LineSeries::new(
-                curve.iter().copied(),
-                INK[0].stroke_width(2),
-            ))
-            .map_err(fail)?
-            .label("p95 fan-out")
-            .legend(legend(INK[0]));
-        chart
-            .draw_series(curve.iter().map(|&p| Circle::new(p, 3, INK[0].filled())))
-            .map_err(fail)?;
-        if let Some(knee) = knee {
+        for ((name, points), colour) in c.series.iter().zip(INK.iter().cycle()) {
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(fail)?
+                .label(name.clone())
+                .legend(legend(*colour));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(fail)?;
+        }
+        for ((name, points), colour) in c.dashed.iter().zip(INK.iter().cycle()) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    points.iter().copied(),
+                    6,
+                    4,
+                    colour.stroke_width(1),
+                ))
+                .map_err(fail)?
+                .label(name.clone())
+                .legend(legend(*colour));
+        }
+        for ((name, x), colour) in c.marks.iter().zip(INK.iter().cycle()) {
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(knee, 0.0), (knee, high)],
-                    INK[2].stroke_width(2),
+                    vec![(*x, 0.0), (*x, high)],
+                    colour.stroke_width(1),
                 )))
                 .map_err(fail)?
-                .label(format!("knee ≈ {knee:.0} players"))
-                .legend(legend(INK[2]));
+                .label(name.clone())
+                .legend(legend(*colour));
         }
         chart
             .configure_series_labels()

@@ -3,6 +3,7 @@
 //! with plotters charts, Markdown for CI summaries, JUnit XML — plus
 //! baselines and the regression gate CI runs.
 
+pub mod capacity;
 pub mod charts;
 pub mod gate;
 pub mod html;
@@ -12,6 +13,7 @@ pub mod markdown;
 pub mod report;
 pub mod run;
 pub mod spectrum;
+pub mod usl;
 
 use std::path::{Path, PathBuf};
 

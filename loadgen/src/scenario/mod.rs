@@ -364,6 +364,51 @@ impl Default for HttpTraffic {
     }
 }
 
+/// How `tierlab capacity` steps the load (`[capacity]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySweep {
+    /// Players added per step (default: a tenth of the population).
+    #[serde(default)]
+    pub step: Option<u32>,
+    /// Time to reach each step.
+    #[serde(default = "CapacitySweep::default_ramp", with = "humantime_serde")]
+    pub ramp: Duration,
+    /// Time each step is held and measured.
+    #[serde(default = "CapacitySweep::default_hold", with = "humantime_serde")]
+    pub hold: Duration,
+    /// Highest load tried (default: the population).
+    #[serde(default)]
+    pub max_players: Option<u32>,
+    /// A step whose errors pass this share of operations ends the sweep.
+    #[serde(default = "CapacitySweep::default_error_limit")]
+    pub error_limit_pct: f64,
+}
+
+impl CapacitySweep {
+    fn default_ramp() -> Duration {
+        Duration::from_secs(5)
+    }
+    fn default_hold() -> Duration {
+        Duration::from_secs(15)
+    }
+    fn default_error_limit() -> f64 {
+        1.0
+    }
+}
+
+impl Default for CapacitySweep {
+    fn default() -> Self {
+        CapacitySweep {
+            step: None,
+            ramp: CapacitySweep::default_ramp(),
+            hold: CapacitySweep::default_hold(),
+            max_players: None,
+            error_limit_pct: CapacitySweep::default_error_limit(),
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -382,6 +427,8 @@ struct ScenarioFile {
     slo: Vec<String>,
     #[serde(default)]
     faults: Vec<FaultSpec>,
+    #[serde(default)]
+    capacity: CapacitySweep,
 }
 
 /// A validated scenario.
@@ -397,6 +444,7 @@ pub struct Scenario {
     pub slo: Vec<Slo>,
     /// In the order they start.
     pub faults: Vec<Fault>,
+    pub capacity: CapacitySweep,
     /// The file's text (after `--set`), kept for the run record.
     pub source: String,
     pub path: PathBuf,
@@ -633,6 +681,22 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         "behaviour.payload",
         "must leave room under the 4 KiB act limit (≤ 3800)",
     )?;
+    let c = &file.capacity;
+    check(
+        c.step.is_none_or(|s| s >= 1),
+        "capacity.step",
+        "must be at least 1",
+    )?;
+    check(
+        c.hold >= Duration::from_secs(2),
+        "capacity.hold",
+        "must be 2s or more (it is measured)",
+    )?;
+    check(
+        c.error_limit_pct > 0.0 && c.error_limit_pct <= 100.0,
+        "capacity.error_limit_pct",
+        "must be in (0, 100]",
+    )?;
     let h = &file.http;
     check(
         (1..=256).contains(&h.create_users),
@@ -715,6 +779,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         http: file.http,
         slo,
         faults,
+        capacity: file.capacity,
         source,
         path: path.to_owned(),
     })

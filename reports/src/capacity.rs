@@ -1,0 +1,428 @@
+//! A capacity sweep's model and its page: per configuration (replicas ×
+//! state) the steps measured, what ended the sweep, the max players under
+//! the SLO, the knee and a Universal Scalability Law fit of throughput;
+//! across configurations, scaling efficiency and what shared state costs.
+//! `capacity.json` is this model serialized.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::charts::{self, Curves};
+use crate::html::escape;
+use crate::knee;
+use crate::run::Run;
+use crate::usl::{self, Usl};
+use crate::ReportError;
+
+/// What ended a configuration's sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// An SLO broke: the system's limit.
+    Slo,
+    /// Errors passed the limit: the system's limit.
+    Errors,
+    /// The generator saturated first: not a capacity.
+    Generator,
+    /// The sweep reached its highest step without breaking.
+    MaxPlayers,
+}
+
+/// One step of a sweep, measured over its hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Players asked for.
+    pub offered: u32,
+    /// Median players connected during the hold.
+    pub players: f64,
+    /// Median events delivered per second during the hold.
+    pub throughput: f64,
+    /// Medians of the per-second percentiles during the hold.
+    pub fanout_p50_ms: f64,
+    pub fanout_p95_ms: f64,
+    pub fanout_p99_ms: f64,
+    pub error_rate_pct: f64,
+    pub slo_pass: bool,
+    pub generator_cpu_pct: f64,
+    pub generator_saturated: bool,
+    /// CPU of every tierlab-server together, and of Redis (% of one core).
+    pub servers_cpu_pct: f64,
+    pub redis_cpu_pct: Option<f64>,
+    pub redis_ops_per_s: Option<f64>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+impl Step {
+    /// The step measured in `run`, whose hold began `ramp_s` in.
+    pub fn of(run: &Run, offered: u32, ramp_s: f64) -> Step {
+        let hold: Vec<_> = run
+            .timeseries
+            .iter()
+            .filter(|s| s.t as f64 > ramp_s + 1.0 && s.players > 0)
+            .collect();
+        let pick = |f: fn(&crate::run::Second) -> f64| median(hold.iter().map(|s| f(s)).collect());
+        let servers = run.processes.iter().filter(|p| p.name.starts_with("srv-"));
+        let redis = run.processes.iter().find(|p| p.name == "redis");
+        Step {
+            offered,
+            players: pick(|s| s.players as f64),
+            throughput: pick(|s| s.events_delivered as f64),
+            fanout_p50_ms: pick(|s| s.fanout_ms.p50),
+            fanout_p95_ms: pick(|s| s.fanout_ms.p95),
+            fanout_p99_ms: pick(|s| s.fanout_ms.p99),
+            error_rate_pct: run.summary.error_rate_pct,
+            slo_pass: run.slo.iter().all(|s| s.pass),
+            generator_cpu_pct: run.generator.cpu_pct_median,
+            generator_saturated: run.generator.saturated,
+            servers_cpu_pct: servers.map(|p| p.cpu_pct_median).sum(),
+            redis_cpu_pct: redis.map(|p| p.cpu_pct_median),
+            redis_ops_per_s: redis.and_then(|p| p.ops_per_s_median),
+        }
+    }
+
+    /// What this step ends the sweep with, if anything. A saturated
+    /// generator wins over everything: its latencies are its own.
+    pub fn limit(&self, error_limit_pct: f64) -> Option<Limit> {
+        if self.generator_saturated {
+            Some(Limit::Generator)
+        } else if !self.slo_pass {
+            Some(Limit::Slo)
+        } else if self.error_rate_pct > error_limit_pct {
+            Some(Limit::Errors)
+        } else {
+            None
+        }
+    }
+}
+
+/// One configuration's sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub label: String,
+    pub replicas: u32,
+    pub state: String,
+    pub steps: Vec<Step>,
+    pub limit: Limit,
+}
+
+impl Config {
+    /// The most players a step held with every SLO met — `None` when the
+    /// generator ended the sweep (that is not the system's capacity) or no
+    /// step passed.
+    pub fn max_players_under_slo(&self) -> Option<f64> {
+        if self.limit == Limit::Generator {
+            return None;
+        }
+        self.steps
+            .iter()
+            .filter(|s| s.slo_pass)
+            .map(|s| s.players)
+            .fold(None, |best, p| Some(best.map_or(p, |b: f64| b.max(p))))
+    }
+}
+
+/// What the page and `capacity.json` hold per configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub label: String,
+    pub max_players_under_slo: Option<f64>,
+    pub limit: Limit,
+    pub knee: Option<f64>,
+    pub usl: Usl,
+    /// Max players under SLO / (replicas × the 1-replica figure of the
+    /// same state).
+    pub scaling_efficiency: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub scenario: String,
+    pub fanout_slo_ms: Option<f64>,
+    pub configs: Vec<Config>,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Sweep {
+    pub fn new(scenario: String, configs: Vec<Config>, fanout_slo_ms: Option<f64>) -> Sweep {
+        // Only limits the system reached are capacities to compare.
+        let reached = |c: &Config| matches!(c.limit, Limit::Slo | Limit::Errors);
+        let one_replica = |state: &str| {
+            configs
+                .iter()
+                .find(|c| c.replicas == 1 && c.state == state && reached(c))
+                .and_then(Config::max_players_under_slo)
+        };
+        let verdicts = configs
+            .iter()
+            .map(|c| {
+                let max = c.max_players_under_slo();
+                let p95: Vec<(f64, f64)> = c
+                    .steps
+                    .iter()
+                    .map(|s| (s.players, s.fanout_p95_ms))
+                    .collect();
+                let throughput: Vec<(f64, f64)> =
+                    c.steps.iter().map(|s| (s.players, s.throughput)).collect();
+                Verdict {
+                    label: c.label.clone(),
+                    max_players_under_slo: max,
+                    limit: c.limit,
+                    knee: knee::knee(&p95),
+                    usl: usl::fit(&throughput),
+                    scaling_efficiency: max
+                        .filter(|_| reached(c))
+                        .zip(one_replica(&c.state))
+                        .filter(|(_, one)| *one > 0.0)
+                        .map(|(m, one)| m / (f64::from(c.replicas) * one)),
+                }
+            })
+            .collect();
+        Sweep {
+            scenario,
+            fanout_slo_ms,
+            configs,
+            verdicts,
+        }
+    }
+}
+
+fn limit_text(limit: Limit) -> &'static str {
+    match limit {
+        Limit::Slo => "an SLO broke",
+        Limit::Errors => "errors passed the limit",
+        Limit::Generator => "the generator saturated — not a capacity",
+        Limit::MaxPlayers => "the highest step held",
+    }
+}
+
+fn usl_text(usl: &Usl) -> String {
+    match usl {
+        Usl::Fitted(f) => format!(
+            "σ {:.4}, κ {:.6}, R² {:.3}; peak {}",
+            f.sigma,
+            f.kappa,
+            f.r2,
+            f.peak_n
+                .map_or_else(|| "none".to_owned(), |n| format!("≈ {n:.0} players"))
+        ),
+        Usl::NoContention { .. } => {
+            "linear over the range measured: no contention signal, no peak to predict".into()
+        }
+        Usl::Refused { reason } => format!("no fit: {reason}"),
+    }
+}
+
+/// `capacity.html`: the sweep's curves and verdicts, same look as run reports.
+pub fn render(sweep: &Sweep) -> Result<String, ReportError> {
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Capacity: {0}</title><style>{1}</style></head><body><h1>Capacity: {0}</h1>",
+        escape(&sweep.scenario),
+        crate::html::STYLE
+    );
+    page.push_str("<table><tr><th>Configuration</th><th>Max players under SLO</th><th>Ended by</th><th>Knee</th><th>Scaling efficiency</th><th>Throughput (USL)</th></tr>");
+    for v in &sweep.verdicts {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            escape(&v.label),
+            match (v.max_players_under_slo, v.limit) {
+                (Some(m), Limit::MaxPlayers) => format!("≥ {m:.0} (not reached)"),
+                (Some(m), _) => format!("{m:.0}"),
+                (None, _) => "—".into(),
+            },
+            limit_text(v.limit),
+            v.knee.map_or_else(|| "—".into(), |k| format!("{k:.0}")),
+            v.scaling_efficiency.map_or_else(|| "—".into(), |e| format!("{:.0} %", e * 100.0)),
+            escape(&usl_text(&v.usl)),
+        );
+    }
+    page.push_str("</table>");
+    let p95 = Curves {
+        title: "p95 fan-out against players",
+        x_desc: "players connected",
+        y_desc: "p95 fan-out, ms",
+        series: sweep
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.label.clone(),
+                    c.steps
+                        .iter()
+                        .map(|s| (s.players, s.fanout_p95_ms))
+                        .collect(),
+                )
+            })
+            .collect(),
+        dashed: Vec::new(),
+        level: sweep
+            .fanout_slo_ms
+            .map(|slo| (format!("SLO {slo} ms"), slo)),
+        marks: sweep
+            .verdicts
+            .iter()
+            .filter_map(|v| {
+                v.max_players_under_slo
+                    .map(|m| (format!("{}: max under SLO", v.label), m))
+            })
+            .collect(),
+    };
+    let _ = write!(page, "<div class=\"chart\">{}</div>", charts::curves(&p95)?);
+    let throughput = Curves {
+        title: "Throughput against players, with the USL fit (dashed)",
+        x_desc: "players connected",
+        y_desc: "events delivered per second",
+        series: sweep
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.label.clone(),
+                    c.steps.iter().map(|s| (s.players, s.throughput)).collect(),
+                )
+            })
+            .collect(),
+        dashed: sweep
+            .verdicts
+            .iter()
+            .zip(&sweep.configs)
+            .filter_map(|(v, c)| match &v.usl {
+                Usl::Fitted(fit) => {
+                    let top = c.steps.iter().map(|s| s.players).fold(1.0, f64::max);
+                    Some((
+                        format!("{} USL", v.label),
+                        (1..=40)
+                            .map(|i| top * f64::from(i) / 40.0)
+                            .map(|n| (n, fit.throughput(n)))
+                            .collect(),
+                    ))
+                }
+                _ => None,
+            })
+            .collect(),
+        level: None,
+        marks: Vec::new(),
+    };
+    let _ = write!(
+        page,
+        "<div class=\"chart\">{}</div>",
+        charts::curves(&throughput)?
+    );
+    page.push_str("<h2>Steps</h2><table><tr><th>Configuration</th><th>Players</th><th>Events/s</th><th>p50 / p95 / p99 ms</th><th>Errors</th><th>Servers CPU</th><th>Redis CPU</th><th>Redis ops/s</th><th>Generator CPU</th><th>SLOs</th></tr>");
+    for c in &sweep.configs {
+        for s in &c.steps {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.1} / {:.1} / {:.1}</td><td class=\"n\">{:.2} %</td><td class=\"n\">{:.0} %</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.0} %{}</td><td>{}</td></tr>",
+                escape(&c.label),
+                s.players,
+                s.throughput,
+                s.fanout_p50_ms,
+                s.fanout_p95_ms,
+                s.fanout_p99_ms,
+                s.error_rate_pct,
+                s.servers_cpu_pct,
+                s.redis_cpu_pct.map_or_else(|| "—".into(), |c| format!("{c:.0} %")),
+                s.redis_ops_per_s.map_or_else(|| "—".into(), |o| format!("{o:.0}")),
+                s.generator_cpu_pct,
+                if s.generator_saturated { " (saturated)" } else { "" },
+                if s.slo_pass { "pass" } else { "FAIL" },
+            );
+        }
+    }
+    page.push_str("</table></body></html>\n");
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(players: f64, p95: f64, pass: bool) -> Step {
+        Step {
+            offered: players as u32,
+            players,
+            throughput: players * 10.0,
+            fanout_p50_ms: 1.0,
+            fanout_p95_ms: p95,
+            fanout_p99_ms: p95 * 2.0,
+            error_rate_pct: 0.0,
+            slo_pass: pass,
+            generator_cpu_pct: 20.0,
+            generator_saturated: false,
+            servers_cpu_pct: 50.0,
+            redis_cpu_pct: Some(10.0),
+            redis_ops_per_s: Some(1000.0),
+        }
+    }
+
+    fn config(replicas: u32, top: f64, limit: Limit) -> Config {
+        let steps = (1..=5)
+            .map(|i| f64::from(i) * top / 4.0)
+            .map(|p| step(p, if p <= top { 5.0 } else { 80.0 }, p <= top))
+            .collect();
+        Config {
+            label: format!("{replicas}x-redis"),
+            replicas,
+            state: "redis".into(),
+            steps,
+            limit,
+        }
+    }
+
+    #[test]
+    fn max_players_and_scaling_efficiency() {
+        let sweep = Sweep::new(
+            "t".into(),
+            vec![config(1, 1000.0, Limit::Slo), config(2, 1600.0, Limit::Slo)],
+            Some(50.0),
+        );
+        assert_eq!(sweep.verdicts[0].max_players_under_slo, Some(1000.0));
+        assert_eq!(sweep.verdicts[0].scaling_efficiency, Some(1.0));
+        assert_eq!(sweep.verdicts[1].scaling_efficiency, Some(0.8));
+        let page = render(&sweep).unwrap();
+        assert!(page.contains("80 %") && page.matches("<svg").count() == 2);
+    }
+
+    #[test]
+    fn a_sweep_that_never_broke_compares_nothing() {
+        let sweep = Sweep::new(
+            "t".into(),
+            vec![
+                config(1, 1000.0, Limit::MaxPlayers),
+                config(2, 1600.0, Limit::Slo),
+            ],
+            None,
+        );
+        assert_eq!(sweep.verdicts[0].scaling_efficiency, None);
+        assert_eq!(sweep.verdicts[1].scaling_efficiency, None);
+        assert!(render(&sweep).unwrap().contains("≥ 1000 (not reached)"));
+    }
+
+    #[test]
+    fn a_generator_limit_is_never_a_capacity() {
+        let mut c = config(1, 1000.0, Limit::Generator);
+        c.steps.last_mut().unwrap().generator_saturated = true;
+        assert_eq!(c.max_players_under_slo(), None);
+        assert_eq!(c.steps.last().unwrap().limit(1.0), Some(Limit::Generator));
+        let sweep = Sweep::new("t".into(), vec![c], None);
+        assert!(render(&sweep).unwrap().contains("not a capacity"));
+    }
+
+    #[test]
+    fn a_step_ends_the_sweep_on_slo_or_errors() {
+        let mut s = step(100.0, 5.0, true);
+        assert_eq!(s.limit(1.0), None);
+        s.error_rate_pct = 2.0;
+        assert_eq!(s.limit(1.0), Some(Limit::Errors));
+        s.slo_pass = false;
+        assert_eq!(s.limit(1.0), Some(Limit::Slo));
+    }
+}
