@@ -68,6 +68,20 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Project a capacity sweep to a player count: replicas, Redis, p95, cost.
+    Plan {
+        /// capacity.json from `tierlab capacity`.
+        #[arg(long)]
+        capacity: PathBuf,
+        #[arg(long)]
+        players: f64,
+        /// Prices (see reports/cost.example.toml).
+        #[arg(long)]
+        cost: Option<PathBuf>,
+        /// Share of measured capacity a deployment may use.
+        #[arg(long, default_value = "70%", value_parser = percent)]
+        headroom: f64,
+    },
     /// Write report.html, report.md and junit.xml into a run directory.
     Report {
         run: PathBuf,
@@ -119,6 +133,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Report { run, baseline } => report(&run, baseline.as_deref()),
+        Command::Plan {
+            capacity,
+            players,
+            cost,
+            headroom,
+        } => plan(&capacity, players, cost.as_deref(), headroom),
         Command::Capacity {
             scenario,
             replicas,
@@ -273,6 +293,45 @@ fn capacity(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn plan(
+    capacity: &std::path::Path,
+    players: f64,
+    cost: Option<&std::path::Path>,
+    headroom: f64,
+) -> ExitCode {
+    use tierlab_reports::{capacity::Sweep, plan, ReportError};
+    let planned = std::fs::read_to_string(capacity)
+        .map_err(|source| ReportError::Read {
+            path: capacity.to_owned(),
+            source,
+        })
+        .and_then(|text| {
+            serde_json::from_str::<Sweep>(&text).map_err(|source| ReportError::Parse {
+                path: capacity.to_owned(),
+                source,
+            })
+        })
+        .and_then(|sweep| {
+            let prices = cost.map(plan::CostModel::load).transpose()?;
+            plan::plan(&sweep, players, headroom / 100.0, prices.as_ref())
+        });
+    match planned {
+        Ok(plan) => {
+            print!("{}", plan.table());
+            let html = capacity.with_file_name("plan.html");
+            match std::fs::write(&html, plan.html()) {
+                Ok(()) => println!("{}", html.display()),
+                Err(e) => eprintln!("warning: cannot write {}: {e}", html.display()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
         }
     }
 }

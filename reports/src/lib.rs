@@ -10,6 +10,7 @@ pub mod html;
 pub mod junit;
 pub mod knee;
 pub mod markdown;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod spectrum;
@@ -37,6 +38,8 @@ pub enum ReportError {
     Chart(String),
     #[error("not like with like: the run is {run}, the baseline {baseline}")]
     Mismatch { run: String, baseline: String },
+    #[error("plan: {0}")]
+    Plan(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
