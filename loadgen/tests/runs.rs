@@ -331,4 +331,12 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
         page.contains("≥ 50 (not reached)"),
         "the sweep did not break, so no capacity is claimed"
     );
+    // A plan needs shared-state (redis) measurements; this sweep has none.
+    let plan = tierlab()
+        .args(["plan", "--players", "1000", "--capacity"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&plan.stderr).contains("no redis configuration"));
 }
