@@ -161,7 +161,8 @@ fn write(
     let text = serde_json::to_string_pretty(&sweep).map_err(|e| fail(&json, e.to_string()))?;
     std::fs::write(&json, text).map_err(|e| fail(&json, e.to_string()))?;
     let html = options.out.join("capacity.html");
-    let page = tierlab_reports::capacity::render(&sweep).map_err(|e| fail(&html, e.to_string()))?;
+    let page =
+        tierlab_reports::capacity::render(&sweep, None).map_err(|e| fail(&html, e.to_string()))?;
     std::fs::write(&html, page).map_err(|e| fail(&html, e.to_string()))?;
     Ok(json)
 }

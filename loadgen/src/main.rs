@@ -317,15 +317,20 @@ fn plan(
         })
         .and_then(|sweep| {
             let prices = cost.map(plan::CostModel::load).transpose()?;
-            plan::plan(&sweep, players, headroom / 100.0, prices.as_ref())
+            let plan = plan::plan(&sweep, players, headroom / 100.0, prices.as_ref())?;
+            Ok((sweep, plan))
         });
     match planned {
-        Ok(plan) => {
+        Ok((sweep, plan)) => {
             print!("{}", plan.table());
-            let html = capacity.with_file_name("plan.html");
-            match std::fs::write(&html, plan.html()) {
-                Ok(()) => println!("{}", html.display()),
-                Err(e) => eprintln!("warning: cannot write {}: {e}", html.display()),
+            // The capacity report gains the plan as its last section.
+            let html = capacity.with_file_name("capacity.html");
+            match tierlab_reports::capacity::render(&sweep, Some(&plan))
+                .map(|page| std::fs::write(&html, page))
+            {
+                Ok(Ok(())) => println!("{}", html.display()),
+                Ok(Err(e)) => eprintln!("warning: cannot write {}: {e}", html.display()),
+                Err(e) => eprintln!("warning: {e}"),
             }
             ExitCode::SUCCESS
         }

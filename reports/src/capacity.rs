@@ -203,7 +203,7 @@ fn limit_text(limit: Limit) -> &'static str {
 fn usl_text(usl: &Usl) -> String {
     match usl {
         Usl::Fitted(f) => format!(
-            "σ {:.4}, κ {:.6}, R² {:.3}; peak {}",
+            "σ {:.2e}, κ {:.2e}, R² {:.3}; peak {}",
             f.sigma,
             f.kappa,
             f.r2,
@@ -217,8 +217,28 @@ fn usl_text(usl: &Usl) -> String {
     }
 }
 
-/// `capacity.html`: the sweep's curves and verdicts, same look as run reports.
-pub fn render(sweep: &Sweep) -> Result<String, ReportError> {
+/// "Shared state costs X %", from one replica in memory and with Redis.
+pub fn shared_state_cost(sweep: &Sweep) -> Option<String> {
+    let one = |state: &str| {
+        sweep
+            .configs
+            .iter()
+            .zip(&sweep.verdicts)
+            .find(|(c, v)| {
+                c.replicas == 1 && c.state == state && matches!(v.limit, Limit::Slo | Limit::Errors)
+            })
+            .and_then(|(_, v)| v.max_players_under_slo)
+    };
+    let (memory, redis) = (one("memory")?, one("redis")?);
+    Some(format!(
+        "One replica holds {memory:.0} players with its state in memory and {redis:.0} with Redis: shared state costs {:.0} % of a replica's capacity.",
+        (1.0 - redis / memory) * 100.0
+    ))
+}
+
+/// `capacity.html`: the sweep's curves and verdicts, same look as run
+/// reports, and the plan when one was made from it.
+pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String, ReportError> {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -244,6 +264,9 @@ pub fn render(sweep: &Sweep) -> Result<String, ReportError> {
         );
     }
     page.push_str("</table>");
+    if let Some(cost) = shared_state_cost(sweep) {
+        let _ = write!(page, "<p>{}</p>", escape(&cost));
+    }
     let p95 = Curves {
         title: "p95 fan-out against players",
         x_desc: "players connected",
@@ -315,6 +338,33 @@ pub fn render(sweep: &Sweep) -> Result<String, ReportError> {
         "<div class=\"chart\">{}</div>",
         charts::curves(&throughput)?
     );
+    let redis = Curves {
+        title: "Redis CPU against players: where shared state becomes the limit",
+        x_desc: "players connected",
+        y_desc: "Redis CPU, % of one core",
+        series: sweep
+            .configs
+            .iter()
+            .filter(|c| c.state == "redis")
+            .map(|c| {
+                let points = c
+                    .steps
+                    .iter()
+                    .filter_map(|s| Some((s.players, s.redis_cpu_pct?)));
+                (c.label.clone(), points.collect())
+            })
+            .collect(),
+        dashed: Vec::new(),
+        level: Some(("one core".to_owned(), 100.0)),
+        marks: Vec::new(),
+    };
+    if redis.series.iter().any(|(_, points)| !points.is_empty()) {
+        let _ = write!(
+            page,
+            "<div class=\"chart\">{}</div>",
+            charts::curves(&redis)?
+        );
+    }
     page.push_str("<h2>Steps</h2><table><tr><th>Configuration</th><th>Players</th><th>Events/s</th><th>p50 / p95 / p99 ms</th><th>Errors</th><th>Servers CPU</th><th>Redis CPU</th><th>Redis ops/s</th><th>Generator CPU</th><th>SLOs</th></tr>");
     for c in &sweep.configs {
         for s in &c.steps {
@@ -337,7 +387,11 @@ pub fn render(sweep: &Sweep) -> Result<String, ReportError> {
             );
         }
     }
-    page.push_str("</table></body></html>\n");
+    page.push_str("</table>");
+    if let Some(plan) = plan {
+        page.push_str(&plan.section());
+    }
+    page.push_str("</body></html>\n");
     Ok(page)
 }
 
@@ -387,8 +441,8 @@ mod tests {
         assert_eq!(sweep.verdicts[0].max_players_under_slo, Some(1000.0));
         assert_eq!(sweep.verdicts[0].scaling_efficiency, Some(1.0));
         assert_eq!(sweep.verdicts[1].scaling_efficiency, Some(0.8));
-        let page = render(&sweep).unwrap();
-        assert!(page.contains("80 %") && page.matches("<svg").count() == 2);
+        let page = render(&sweep, None).unwrap();
+        assert!(page.contains("80 %") && page.matches("<svg").count() == 3);
     }
 
     #[test]
@@ -403,7 +457,9 @@ mod tests {
         );
         assert_eq!(sweep.verdicts[0].scaling_efficiency, None);
         assert_eq!(sweep.verdicts[1].scaling_efficiency, None);
-        assert!(render(&sweep).unwrap().contains("≥ 1000 (not reached)"));
+        assert!(render(&sweep, None)
+            .unwrap()
+            .contains("≥ 1000 (not reached)"));
     }
 
     #[test]
@@ -413,7 +469,22 @@ mod tests {
         assert_eq!(c.max_players_under_slo(), None);
         assert_eq!(c.steps.last().unwrap().limit(1.0), Some(Limit::Generator));
         let sweep = Sweep::new("t".into(), vec![c], None);
-        assert!(render(&sweep).unwrap().contains("not a capacity"));
+        assert!(render(&sweep, None).unwrap().contains("not a capacity"));
+    }
+
+    #[test]
+    fn shared_state_cost_compares_one_replica_in_memory_and_with_redis() {
+        let mut memory = config(1, 1000.0, Limit::Slo);
+        memory.state = "memory".into();
+        memory.label = "1x-memory".into();
+        let sweep = Sweep::new("t".into(), vec![memory, config(1, 750.0, Limit::Slo)], None);
+        let text = shared_state_cost(&sweep).unwrap();
+        assert!(
+            text.contains("1000 players")
+                && text.contains("750 with Redis")
+                && text.contains("costs 25 %"),
+            "{text}"
+        );
     }
 
     #[test]

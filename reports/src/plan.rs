@@ -290,27 +290,24 @@ impl Plan {
         out
     }
 
-    pub fn html(&self) -> String {
-        let mut page = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Plan</title><style>{}</style></head><body><h1>Plan for {:.0} players</h1>",
-            crate::html::STYLE,
-            self.players
-        );
+    /// The plan as a section of a page.
+    pub fn section(&self) -> String {
+        let mut html = format!("<h2>Plan for {:.0} players</h2>", self.players);
         if self.extrapolated {
-            page.push_str("<p class=\"verdict\"><b>Extrapolation</b>: the target is beyond twice the largest load measured.</p>");
+            html.push_str("<p class=\"verdict\"><b>Extrapolation</b>: the target is beyond twice the largest load measured.</p>");
         }
-        page.push_str("<table><tr><th>Figure</th><th>Value</th><th>Rests on</th></tr>");
+        html.push_str("<table><tr><th>Figure</th><th>Value</th><th>Rests on</th></tr>");
         for l in &self.lines {
             let _ = write!(
-                page,
+                html,
                 "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
                 escape(&l.what),
                 escape(&l.value),
                 escape(&l.assumption)
             );
         }
-        page.push_str("</table></body></html>\n");
-        page
+        html.push_str("</table>");
+        html
     }
 }
 
