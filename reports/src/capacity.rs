@@ -240,12 +240,11 @@ pub fn shared_state_cost(sweep: &Sweep) -> Option<String> {
 /// reports, and the plan when one was made from it.
 pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String, ReportError> {
     let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Capacity: {0}</title><style>{1}</style></head><body><h1>Capacity: {0}</h1>",
-        escape(&sweep.scenario),
-        crate::html::STYLE
-    );
+    page.push_str(&crate::html::open_page(&format!(
+        "Capacity: {}",
+        sweep.scenario
+    )));
+    let _ = write!(page, "<h1>Capacity: {}</h1>", escape(&sweep.scenario));
     page.push_str("<table><tr><th>Configuration</th><th>Max players under SLO</th><th>Ended by</th><th>Knee</th><th>Scaling efficiency</th><th>Throughput (USL)</th></tr>");
     for v in &sweep.verdicts {
         let _ = write!(
@@ -395,26 +394,33 @@ pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String,
     Ok(page)
 }
 
+/// A step for tests of the sweep and of plans: `players` held at `p95`,
+/// 10 events/s and 3 Redis ops/s per player.
+#[cfg(test)]
+pub(crate) fn sample_step(players: f64, p95: f64, pass: bool) -> Step {
+    Step {
+        offered: players as u32,
+        players,
+        throughput: players * 10.0,
+        fanout_p50_ms: 1.0,
+        fanout_p95_ms: p95,
+        fanout_p99_ms: p95 * 2.0,
+        error_rate_pct: 0.0,
+        slo_pass: pass,
+        generator_cpu_pct: 20.0,
+        generator_saturated: false,
+        servers_cpu_pct: 50.0,
+        redis_cpu_pct: Some(10.0),
+        redis_ops_per_s: Some(players * 3.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn step(players: f64, p95: f64, pass: bool) -> Step {
-        Step {
-            offered: players as u32,
-            players,
-            throughput: players * 10.0,
-            fanout_p50_ms: 1.0,
-            fanout_p95_ms: p95,
-            fanout_p99_ms: p95 * 2.0,
-            error_rate_pct: 0.0,
-            slo_pass: pass,
-            generator_cpu_pct: 20.0,
-            generator_saturated: false,
-            servers_cpu_pct: 50.0,
-            redis_cpu_pct: Some(10.0),
-            redis_ops_per_s: Some(1000.0),
-        }
+        sample_step(players, p95, pass)
     }
 
     fn config(replicas: u32, top: f64, limit: Limit) -> Config {

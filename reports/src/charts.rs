@@ -50,6 +50,25 @@ fn legend(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
 }
 
+/// The legend, boxed in the upper left, the same on every chart.
+fn legend_box<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> Result<(), ReportError>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(fail)
+}
+
 /// Each fault as a band from its start to its end (or the end of the run).
 fn fault_bands(faults: &[Fault], end: f64, low: f64, high: f64) -> Vec<Rectangle<(f64, f64)>> {
     faults
@@ -150,14 +169,7 @@ pub fn latency_over_time(
                 .label(name)
                 .legend(legend(colour));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(fail)
+        legend_box(&mut chart)
     })
 }
 
@@ -231,14 +243,7 @@ pub fn counts_over_time(
                 .label(*name)
                 .legend(legend(colour));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(fail)
+        legend_box(&mut chart)
     })
 }
 
@@ -299,14 +304,7 @@ pub fn spectrum(
                 .label(format!("{} (baseline)", spectrum.metric))
                 .legend(legend(colour));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(fail)
+        legend_box(&mut chart)
     })
 }
 
@@ -423,13 +421,6 @@ pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
                 .label(name.clone())
                 .legend(legend(*colour));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(fail)
+        legend_box(&mut chart)
     })
 }

@@ -15,6 +15,14 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.pass{color:#1a7f37;font
 .verdict{font-size:1.1em;padding:.6em 1em;border-radius:4px;background:#f3f4f6}.chart{margin:1em 0;page-break-inside:avoid}\
 svg{max-width:100%;height:auto}pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}";
 
+/// The start of a report page, up to its `<body>`: title and style.
+pub fn open_page(title: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        escape(title)
+    )
+}
+
 /// Text for HTML.
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -67,11 +75,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     let run = &report.run;
     let mut page = String::with_capacity(256 * 1024);
     let title = format!("Tierlab run: {}", run.scenario.name);
-    let _ = write!(
-        page,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
-        escape(&title)
-    );
+    page.push_str(&open_page(&title));
     verdict(&mut page, report);
     comparison(&mut page, report);
     let _ = write!(page, "<h2>Latency over time</h2>");

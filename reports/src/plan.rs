@@ -317,21 +317,7 @@ mod tests {
     use crate::capacity::{Config, Step};
 
     fn step(players: f64, p95: f64, pass: bool) -> Step {
-        Step {
-            offered: players as u32,
-            players,
-            throughput: players * 10.0,
-            fanout_p50_ms: 1.0,
-            fanout_p95_ms: p95,
-            fanout_p99_ms: p95,
-            error_rate_pct: 0.0,
-            slo_pass: pass,
-            generator_cpu_pct: 20.0,
-            generator_saturated: false,
-            servers_cpu_pct: 50.0,
-            redis_cpu_pct: Some(10.0),
-            redis_ops_per_s: Some(players * 3.0),
-        }
+        crate::capacity::sample_step(players, p95, pass)
     }
 
     fn sweep() -> Sweep {
