@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::charts::{self, Curves};
-use crate::html::escape;
+use crate::html::{escape, table, Cell};
 use crate::knee;
 use crate::run::Run;
 use crate::usl::{self, Usl};
@@ -245,24 +245,35 @@ pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String,
         sweep.scenario
     )));
     let _ = write!(page, "<h1>Capacity: {}</h1>", escape(&sweep.scenario));
-    page.push_str("<table><tr><th>Configuration</th><th>Max players under SLO</th><th>Ended by</th><th>Knee</th><th>Scaling efficiency</th><th>Throughput (USL)</th></tr>");
-    for v in &sweep.verdicts {
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-            escape(&v.label),
-            match (v.max_players_under_slo, v.limit) {
-                (Some(m), Limit::MaxPlayers) => format!("≥ {m:.0} (not reached)"),
-                (Some(m), _) => format!("{m:.0}"),
-                (None, _) => "—".into(),
-            },
-            limit_text(v.limit),
-            v.knee.map_or_else(|| "—".into(), |k| format!("{k:.0}")),
-            v.scaling_efficiency.map_or_else(|| "—".into(), |e| format!("{:.0} %", e * 100.0)),
-            escape(&usl_text(&v.usl)),
-        );
-    }
-    page.push_str("</table>");
+    let dash = || "—".to_owned();
+    table(
+        &mut page,
+        &[
+            "Configuration",
+            "Max players under SLO",
+            "Ended by",
+            "Knee",
+            "Scaling efficiency",
+            "Throughput (USL)",
+        ],
+        sweep.verdicts.iter().map(|v| {
+            vec![
+                Cell::Text(v.label.clone()),
+                Cell::Num(match (v.max_players_under_slo, v.limit) {
+                    (Some(m), Limit::MaxPlayers) => format!("≥ {m:.0} (not reached)"),
+                    (Some(m), _) => format!("{m:.0}"),
+                    (None, _) => dash(),
+                }),
+                Cell::Text(limit_text(v.limit).to_owned()),
+                Cell::Num(v.knee.map_or_else(dash, |k| format!("{k:.0}"))),
+                Cell::Num(
+                    v.scaling_efficiency
+                        .map_or_else(dash, |e| format!("{:.0} %", e * 100.0)),
+                ),
+                Cell::Text(usl_text(&v.usl)),
+            ]
+        }),
+    );
     if let Some(cost) = shared_state_cost(sweep) {
         let _ = write!(page, "<p>{}</p>", escape(&cost));
     }
@@ -364,29 +375,56 @@ pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String,
             charts::curves(&redis)?
         );
     }
-    page.push_str("<h2>Steps</h2><table><tr><th>Configuration</th><th>Players</th><th>Events/s</th><th>p50 / p95 / p99 ms</th><th>Errors</th><th>Servers CPU</th><th>Redis CPU</th><th>Redis ops/s</th><th>Generator CPU</th><th>SLOs</th></tr>");
-    for c in &sweep.configs {
-        for s in &c.steps {
-            let _ = write!(
-                page,
-                "<tr><td>{}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.1} / {:.1} / {:.1}</td><td class=\"n\">{:.2} %</td><td class=\"n\">{:.0} %</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.0} %{}</td><td>{}</td></tr>",
-                escape(&c.label),
-                s.players,
-                s.throughput,
-                s.fanout_p50_ms,
-                s.fanout_p95_ms,
-                s.fanout_p99_ms,
-                s.error_rate_pct,
-                s.servers_cpu_pct,
-                s.redis_cpu_pct.map_or_else(|| "—".into(), |c| format!("{c:.0} %")),
-                s.redis_ops_per_s.map_or_else(|| "—".into(), |o| format!("{o:.0}")),
-                s.generator_cpu_pct,
-                if s.generator_saturated { " (saturated)" } else { "" },
-                if s.slo_pass { "pass" } else { "FAIL" },
-            );
-        }
-    }
-    page.push_str("</table>");
+    page.push_str("<h2>Steps</h2>");
+    let rows = sweep.configs.iter().flat_map(|c| {
+        c.steps.iter().map(move |s| {
+            vec![
+                Cell::Text(c.label.clone()),
+                Cell::Num(format!("{:.0}", s.players)),
+                Cell::Num(format!("{:.0}", s.throughput)),
+                Cell::Num(format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    s.fanout_p50_ms, s.fanout_p95_ms, s.fanout_p99_ms
+                )),
+                Cell::Num(format!("{:.2} %", s.error_rate_pct)),
+                Cell::Num(format!("{:.0} %", s.servers_cpu_pct)),
+                Cell::Num(
+                    s.redis_cpu_pct
+                        .map_or_else(|| "—".into(), |c| format!("{c:.0} %")),
+                ),
+                Cell::Num(
+                    s.redis_ops_per_s
+                        .map_or_else(|| "—".into(), |o| format!("{o:.0}")),
+                ),
+                Cell::Num(format!(
+                    "{:.0} %{}",
+                    s.generator_cpu_pct,
+                    if s.generator_saturated {
+                        " (saturated)"
+                    } else {
+                        ""
+                    }
+                )),
+                Cell::Verdict(s.slo_pass),
+            ]
+        })
+    });
+    table(
+        &mut page,
+        &[
+            "Configuration",
+            "Players",
+            "Events/s",
+            "p50 / p95 / p99 ms",
+            "Errors",
+            "Servers CPU",
+            "Redis CPU",
+            "Redis ops/s",
+            "Generator CPU",
+            "SLOs",
+        ],
+        rows,
+    );
     if let Some(plan) = plan {
         page.push_str(&plan.section());
     }

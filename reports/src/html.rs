@@ -40,14 +40,14 @@ fn pass_fail(pass: bool) -> &'static str {
 }
 
 /// A table cell: text (escaped), a number (right-aligned), or a verdict.
-enum Cell {
+pub(crate) enum Cell {
     Text(String),
     Num(String),
     Verdict(bool),
 }
 
 /// Writes a table with a header row and one row per item.
-fn table(page: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<Cell>>) {
+pub(crate) fn table(page: &mut String, head: &[&str], rows: impl IntoIterator<Item = Vec<Cell>>) {
     page.push_str("<table><tr>");
     for h in head {
         let _ = write!(page, "<th>{}</th>", escape(h));
