@@ -45,31 +45,9 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
-/// Percentiles of one histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Percentiles {
-    pub count: u64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    pub fn of(h: &Histogram<u64>) -> Percentiles {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        let ms = |us: u64| us as f64 / 1000.0;
-        Percentiles {
-            count: h.len(),
-            p50: ms(h.value_at_quantile(0.50)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        }
-    }
-}
+/// Percentiles of one histogram, in milliseconds — the type `run.json`'s
+/// readers use.
+pub use tierlab_reports::run::Percentiles;
 
 /// One second of the run (a row of `timeseries` in `run.json`).
 #[derive(Debug, Clone, Default, Serialize)]

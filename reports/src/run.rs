@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 
+/// Percentiles of one latency histogram, in milliseconds: the generator
+/// writes them, reports read them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
@@ -16,6 +18,23 @@ pub struct Percentiles {
     pub p95: f64,
     pub p99: f64,
     pub max: f64,
+}
+
+impl Percentiles {
+    /// Of a histogram of microseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
