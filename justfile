@@ -4,15 +4,17 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 tierlab := "target/release/tierlab"
 
-# Everything CI checks: formatting, lints, unit and integration tests (real Redis, HAProxy).
+# Everything CI checks: formatting, lints, unit and integration tests (real Redis, HAProxy; containers where a Docker engine answers, after building the images).
 test:
     @command -v redis-server >/dev/null || { echo "redis-server is not on PATH: apt-get install -y redis-server"; exit 1; }
     @command -v haproxy >/dev/null || { echo "haproxy is not on PATH: apt-get install -y haproxy"; exit 1; }
     @command -v redis-sentinel >/dev/null || { echo "redis-sentinel is not on PATH: apt-get install -y redis-sentinel"; exit 1; }
     @command -v chromium >/dev/null || { echo "chromium is not on PATH (the report test renders in it): apt-get install -y chromium"; exit 1; }
+    @if docker info >/dev/null 2>&1; then just images; else echo "test: no Docker engine answers; the container tests will say they are skipped"; fi
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo build --workspace --bins --locked
+    bash docker/k8s/validate.sh
     cargo test --workspace --locked
 
 # Build the release binaries the benchmarks use.
@@ -39,6 +41,25 @@ bench-generator *ARGS: build
 # Run any scenario: just run scenarios/smoke.toml --set population.rooms=20
 run SCENARIO *ARGS: build
     {{tierlab}} run {{SCENARIO}} {{ARGS}}
+
+# Build the container images offline (debootstrap base, cached by recipe hash; server, redis, haproxy, loadgen).
+images: build
+    bash docker/images.sh
+
+# The tier-2 stack in containers (Redis, 3 replicas, HAProxy on 127.0.0.1:8000).
+up-tier2: images
+    docker-compose -f docker/compose.tier2.yml -p tierlab down --remove-orphans >/dev/null 2>&1 || true
+    docker-compose -f docker/compose.tier2.yml -p tierlab up -d
+    @bash docker/wait-healthy.sh tierlab
+    @echo "tier 2 is up: ws://127.0.0.1:8000/ws, http://127.0.0.1:8000/api/rooms"
+
+# Stop and remove the compose stack.
+down-tier2:
+    docker-compose -f docker/compose.tier2.yml -p tierlab down --remove-orphans
+
+# tier 2 as containers started by tierlab (testcontainers), under the tier-2 load.
+bench-tier2-docker *ARGS: images
+    {{tierlab}} run scenarios/tier2-docker.toml {{ARGS}}
 
 # One replica by hand (add --state memory to run without Redis).
 serve *ARGS:

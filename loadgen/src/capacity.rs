@@ -89,6 +89,8 @@ async fn sweep_one(
             out: Some(dir.clone()),
             quiet: options.quiet,
             interrupt: options.interrupt.clone(),
+            shard: None,
+            start_at: None,
         };
         if !options.quiet {
             eprintln!("capacity {label}: {players} players");

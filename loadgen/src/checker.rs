@@ -156,9 +156,9 @@ impl MemberRecord {
 }
 
 /// One concrete problem, so a person can follow it up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Finding {
-    pub kind: &'static str,
+    pub kind: String,
     pub room: String,
     pub seq: u64,
     pub player: String,
@@ -170,7 +170,7 @@ pub struct Finding {
 }
 
 /// The checker's totals (the `checker` object of `run.json`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Verdict {
     pub acked: u64,
     pub delivered: u64,
@@ -247,7 +247,7 @@ pub fn check(
             .take(MAX_FINDINGS.saturating_sub(verdict.findings.len()))
         {
             verdict.findings.push(Finding {
-                kind: "lost",
+                kind: "lost".into(),
                 room: member.room.clone(),
                 seq,
                 player: member.player.clone(),

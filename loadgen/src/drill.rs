@@ -241,21 +241,13 @@ pub async fn run(
 async fn apply(topology: &mut Topology, action: &Action) -> Result<(), String> {
     let done = match action {
         Action::Kill(name) => topology.kill(name).await,
-        Action::Signal(name, signal) => topology.signal(name, *signal),
+        Action::Signal(name, signal) => topology.signal(name, *signal).await,
         Action::Terminate(name) => topology.terminate(name, DRAIN_GRACE).await,
         Action::Relaunch(name) => topology.relaunch(name).await,
         Action::Failover => topology.fail_over().await.map(|promoted| {
             tracing::info!(%promoted, "Sentinel promoted a new primary");
         }),
-        Action::Link(link, state) => {
-            return match topology.link(*link) {
-                Some(proxy) => {
-                    proxy.set(*state);
-                    Ok(())
-                }
-                None => Err(format!("no proxy on {link}")),
-            }
-        }
+        Action::Link(link, state) => topology.set_link(*link, *state).await,
     };
     done.map_err(|e| e.to_string())
 }

@@ -49,7 +49,7 @@ impl From<goose::GooseError> for HttpError {
 }
 
 /// One request name's figures, as `run.json` keeps them.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// `setup` (room creation) or `run` (beside the players).
     pub phase: String,

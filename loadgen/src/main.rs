@@ -43,6 +43,22 @@ enum Command {
         /// Override a scenario field: --set population.rooms=50
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Run slice I (from 0) of N of the population, against a shared
+        /// external system; `tierlab merge` adds the slices back together.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<tierlab_loadgen::shard::Shard>,
+        /// Begin at this moment (unix seconds), so workers start together.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        start_at: Option<f64>,
+    },
+    /// Add the run directories of a sharded run's workers into one run.
+    Merge {
+        /// The workers' run directories.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the merged run goes.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Check a scenario file without running it.
     Validate {
@@ -75,7 +91,7 @@ enum Command {
         capacity: PathBuf,
         #[arg(long)]
         players: f64,
-        /// Prices (see reports/cost.example.toml).
+        /// Prices (see reports/cost.render.toml, reports/cost.aws.toml).
         #[arg(long)]
         cost: Option<PathBuf>,
         /// Share of measured capacity a deployment may use.
@@ -172,11 +188,23 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_START)
             }
         },
+        Command::Merge { runs, out } => match tierlab_loadgen::merge::merge_dirs(&runs, &out) {
+            Ok(()) => {
+                println!("{}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_START)
+            }
+        },
         Command::Run {
             scenario,
             out,
             quiet,
             set,
+            shard,
+            start_at,
         } => {
             let scenario = match Scenario::load(&scenario, &set) {
                 Ok(s) => s,
@@ -200,6 +228,10 @@ fn main() -> ExitCode {
                 out,
                 quiet,
                 interrupt: interrupt_on_ctrl_c(),
+                shard,
+                start_at: start_at.map(|s| {
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s.max(0.0))
+                }),
             };
             let mut stdout = reserve_stdout();
             match runtime.block_on(run::run(&scenario, &options)) {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::checker::Verdict;
 use crate::stats::{Percentiles, Second, Window, LATENCIES};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ScenarioInfo {
     pub name: String,
     pub path: String,
@@ -28,7 +28,7 @@ pub struct ScenarioInfo {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TopologyInfo {
     pub kind: String,
     pub replicas: u32,
@@ -41,7 +41,7 @@ pub struct TopologyInfo {
     pub endpoints: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Machine {
     pub hostname: String,
     pub cores: usize,
@@ -74,7 +74,7 @@ impl Machine {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub duration_s: f64,
     pub peak_players: i64,
@@ -114,7 +114,7 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SloVerdict {
     pub name: String,
     pub threshold: String,
@@ -122,7 +122,7 @@ pub struct SloVerdict {
     pub pass: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Generator {
     pub cpu_pct_median: f64,
     pub cpu_pct_max: f64,
@@ -136,7 +136,7 @@ pub struct Generator {
 }
 
 /// A fault injected during the run, from the moment it began.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct FaultRecord {
     pub name: String,
     /// `crash`, `pause`, `restart`, `rolling-restart`, `latency`, …
@@ -154,13 +154,16 @@ pub struct FaultRecord {
     pub verdict: Option<crate::checker::faults::FaultVerdict>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunRecord {
     pub format: u32,
     pub partial: bool,
     /// Why the run ended: `completed`, `max_duration`, `interrupted`, `error: …`.
     pub ended: String,
     pub started_at: String,
+    /// The slices of the population this record holds (`--shard`, merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
     pub scenario: ScenarioInfo,
     pub topology: TopologyInfo,
     pub machine: Machine,

@@ -23,8 +23,9 @@ use crate::record::{
     Summary, TopologyInfo,
 };
 use crate::sampler::Sampler;
-use crate::scenario::{kind_name, CreateVia, Fault, Metric, Model, Scenario, Stat, Target, Via};
+use crate::scenario::{kind_name, CreateVia, Fault, Metric, Model, Scenario, Stat, Via};
 use crate::shape::Shape;
+use crate::shard::{Shard, ShardInfo};
 use crate::stats::{self, Ledger, Sample, Window};
 use crate::topology::{Topology, TopologyError};
 use crate::usage::CpuClock;
@@ -40,6 +41,10 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Cancelled on Ctrl-C: the run ends early and says so.
     pub interrupt: CancellationToken,
+    /// This worker's slice of the population (`--shard I/N`).
+    pub shard: Option<Shard>,
+    /// Start the load at this moment (`--start-at`), to line workers up.
+    pub start_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,19 +84,50 @@ pub async fn run(
     scenario: &Scenario,
     options: &RunOptions,
 ) -> Result<(PathBuf, Outcome), RunError> {
+    let sliced;
+    let scenario = match options.shard {
+        Some(shard) => {
+            sliced = shard.slice(scenario).map_err(RunError::Start)?;
+            &sliced
+        }
+        None => scenario,
+    };
+    if let Some(at) = options.start_at {
+        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = options.interrupt.cancelled() => return Err(RunError::Interrupted),
+        }
+    }
     let started_at = SystemTime::now();
+    let shard = options
+        .shard
+        .map(|shard| shard_info(shard, options.start_at, started_at));
     let dir = run_dir(scenario, options, started_at)
         .map_err(|e| RunError::Start(format!("run directory: {e}")))?;
-    let links: Vec<Target> = scenario
-        .faults
-        .iter()
-        .map(|f| f.target)
-        .filter(|t| t.is_link())
-        .collect();
-    let mut topology = Topology::start(&scenario.topology, &dir, &links).await?;
-    let outcome = drive(scenario, options, &mut topology, &dir, started_at).await;
+    let mut topology = Topology::start(&scenario.topology, &dir, &scenario.faults).await?;
+    let outcome = drive(scenario, options, &mut topology, &dir, (started_at, shard)).await;
     topology.stop().await;
     outcome.map(|o| (dir, o))
+}
+
+/// What the record says of this worker's slice; the skew is how late it
+/// began after `start_at`.
+fn shard_info(shard: Shard, start_at: Option<SystemTime>, started: SystemTime) -> ShardInfo {
+    let unix = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let start_skew_ms = start_at
+        .map(|at| (shard.index.to_string(), (unix(started) - unix(at)) * 1000.0))
+        .into_iter()
+        .collect();
+    ShardInfo {
+        indices: vec![shard.index],
+        count: shard.count,
+        start_at: start_at.map(unix),
+        start_skew_ms,
+    }
 }
 
 fn run_dir(scenario: &Scenario, options: &RunOptions, at: SystemTime) -> std::io::Result<PathBuf> {
@@ -114,7 +150,7 @@ async fn drive(
     options: &RunOptions,
     topology: &mut Topology,
     dir: &Path,
-    started_at: SystemTime,
+    (started_at, shard): (SystemTime, Option<ShardInfo>),
 ) -> Result<Outcome, RunError> {
     let (rooms, setup_http) = create_rooms(scenario, topology).await.map_err(|e| {
         if options.interrupt.is_cancelled() {
@@ -137,8 +173,15 @@ async fn drive(
             .collect();
     }
     let arena = Arc::new(arena);
-    let mut report = Report::new(scenario, topology, &rooms, dir, started_at, options.quiet)
-        .map_err(|e| RunError::Start(format!("cannot write to {}: {e}", dir.display())))?;
+    let mut report = Report::new(
+        scenario,
+        topology,
+        &rooms,
+        dir,
+        (started_at, shard),
+        options.quiet,
+    )
+    .map_err(|e| RunError::Start(format!("cannot write to {}: {e}", dir.display())))?;
     report.record.http = setup_http;
     let seats = seats(scenario, topology, &rooms);
     let stop_all = CancellationToken::new();
@@ -518,7 +561,7 @@ impl Report {
         topology: &Topology,
         rooms: &[RoomSlot],
         dir: &Path,
-        started_at: SystemTime,
+        (started_at, shard): (SystemTime, Option<ShardInfo>),
         quiet: bool,
     ) -> std::io::Result<Report> {
         let t = &scenario.topology;
@@ -529,7 +572,8 @@ impl Report {
             format: 1,
             partial: true,
             ended: "running".into(),
-            started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            shard,
             scenario: ScenarioInfo {
                 name: scenario.name.clone(),
                 path: scenario.path.display().to_string(),
@@ -742,7 +786,7 @@ fn by_code<T>(rooms: &[Arc<str>], by_number: HashMap<u32, T>) -> HashMap<String,
         .collect()
 }
 
-fn judge(slo: &crate::scenario::Slo, record: &RunRecord) -> SloVerdict {
+pub(crate) fn judge(slo: &crate::scenario::Slo, record: &RunRecord) -> SloVerdict {
     let s = &record.summary;
     let measured = match slo.metric {
         Metric::Latency(stat, name) => {

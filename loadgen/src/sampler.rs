@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::usage::{clock_ticks_per_second, cpu_ticks, rss_kib};
 
 /// One process over the run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct ProcessUsage {
     pub name: String,
     pub cpu_pct_median: f64,
@@ -36,8 +36,8 @@ pub struct Targets {
     pub ledger: PathBuf,
     /// (process name, base URL) of each replica.
     pub replicas: Vec<(String, String)>,
-    /// (process name, port) of each redis-server.
-    pub redis: Vec<(String, u16)>,
+    /// (process name, address) of each redis-server.
+    pub redis: Vec<(String, std::net::SocketAddr)>,
 }
 
 #[derive(Debug, Default)]
@@ -123,8 +123,8 @@ async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> 
                 entry.events_seen = Some((sent, now));
             }
         }
-        for (name, port) in &targets.redis {
-            if let Some((ops, clients)) = redis_load(*port).await {
+        for (name, addr) in &targets.redis {
+            if let Some((ops, clients)) = redis_load(*addr).await {
                 let entry = series.entry(name.clone()).or_default();
                 entry.ops.push(ops);
                 entry.connections.push(clients);
@@ -177,8 +177,8 @@ async fn replica_load(http: &reqwest::Client, base: &str) -> Option<(u64, f64)> 
 }
 
 /// (ops/s, connected clients) from INFO.
-async fn redis_load(port: u16) -> Option<(f64, u64)> {
-    let info = crate::topology::ask_redis(port, "INFO").await?;
+async fn redis_load(addr: std::net::SocketAddr) -> Option<(f64, u64)> {
+    let info = crate::topology::ask_redis(addr, "INFO").await?;
     let field = |key: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix(key))

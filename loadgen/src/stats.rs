@@ -50,7 +50,7 @@ pub fn histogram() -> Histogram<u64> {
 pub use tierlab_reports::run::Percentiles;
 
 /// One second of the run (a row of `timeseries` in `run.json`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Second {
     /// Seconds since the run started (end of the interval).
     pub t: u64,
@@ -64,7 +64,7 @@ pub struct Second {
     pub ack_ms: Percentiles,
     pub errors: u64,
     /// Errors of this second by kind (`connect`, `session_expired`, …).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Players that got their seat back after a dropped connection.
     pub reconnects: u64,

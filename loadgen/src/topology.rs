@@ -3,13 +3,15 @@
 //! all are ready, and stops every one of them when the run ends — on success,
 //! error, Ctrl-C or panic (children die with their parent through
 //! `PR_SET_PDEATHSIG`, and `Drop` kills them during unwinding). `external`: URLs
-//! of a system someone else runs.
+//! of a system someone else runs. `docker`: the same stack as containers
+//! (`topology/docker.rs`).
 //!
 //! For fault drills a local topology can signal, kill and start again any
 //! process it owns (same port, same flags), and puts a fault proxy on each
 //! link a scenario names (`srv-N->redis`, `players->srv-N`).
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -18,8 +20,12 @@ use tokio::process::{Child, Command};
 
 use nix::sys::signal::Signal;
 
-use crate::proxy::FaultProxy;
-use crate::scenario::{self, Balance, Persistence, StateMode, Target, TopologyKind, Via};
+mod docker;
+
+use crate::proxy::{FaultProxy, LinkState};
+use crate::scenario::{
+    self, Balance, Fault, FaultKind, Persistence, StateMode, Target, TopologyKind, Via,
+};
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -107,7 +113,13 @@ pub struct Topology {
     links: Vec<(Target, FaultProxy)>,
     /// Ports of the Sentinels, when the topology has them.
     sentinels: Vec<u16>,
+    /// The containers, for a docker topology.
+    stack: Option<docker::Stack>,
     dir: PathBuf,
+}
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 pub fn free_port() -> std::io::Result<u16> {
@@ -191,17 +203,47 @@ async fn version_of(program: &str, flag: &str) -> String {
 }
 
 impl Topology {
-    /// Starts the topology; `links` are the links faults will hit, each of
-    /// which gets a fault proxy.
+    /// Starts the topology ready for `faults`: in a local topology each
+    /// link a fault hits gets a fault proxy.
     pub async fn start(
         spec: &scenario::Topology,
         dir: &Path,
-        links: &[Target],
+        faults: &[Fault],
     ) -> Result<Topology, TopologyError> {
+        let links: Vec<Target> = faults
+            .iter()
+            .map(|f| f.target)
+            .filter(|t| t.is_link())
+            .collect();
         match spec.kind {
             TopologyKind::External => Topology::external(spec, dir),
-            TopologyKind::Local => Topology::local(spec, dir, links).await,
+            TopologyKind::Local => Topology::local(spec, dir, &links).await,
+            TopologyKind::Docker => {
+                let shaped = faults
+                    .iter()
+                    .any(|f| matches!(f.kind, FaultKind::Latency | FaultKind::Bandwidth));
+                Topology::docker(spec, dir, shaped).await
+            }
         }
+    }
+
+    async fn docker(
+        spec: &scenario::Topology,
+        dir: &Path,
+        shaped: bool,
+    ) -> Result<Topology, TopologyError> {
+        let ledger = dir.join("processes.txt");
+        let (stack, started) = docker::Stack::start(spec, dir, &ledger, shaped).await?;
+        let mut topology = Topology::empty(dir, Some(ledger));
+        topology.replicas = started.replicas;
+        topology.lb = started.lb;
+        topology.redis_url = started.redis.map(|addr| format!("redis://{addr}"));
+        topology
+            .versions
+            .push(("tierlab".into(), env!("CARGO_PKG_VERSION").into()));
+        topology.versions.extend(started.versions);
+        topology.stack = Some(stack);
+        Ok(topology)
     }
 
     fn empty(dir: &Path, ledger: Option<PathBuf>) -> Topology {
@@ -214,6 +256,7 @@ impl Topology {
             processes: Vec::new(),
             links: Vec::new(),
             sentinels: Vec::new(),
+            stack: None,
             dir: dir.to_owned(),
         }
     }
@@ -322,12 +365,11 @@ impl Topology {
         ]
         .map(str::to_owned)
         .to_vec();
-        let aof: &[&str] = match persistence {
-            Persistence::None => &["--appendonly", "no"],
-            Persistence::AofEverysec => &["--appendonly", "yes", "--appendfsync", "everysec"],
-            Persistence::AofAlways => &["--appendonly", "yes", "--appendfsync", "always"],
-        };
-        args.extend(aof.iter().map(|a| (*a).to_owned()));
+        args.extend(
+            persistence_flags(persistence)
+                .iter()
+                .map(|a| (*a).to_owned()),
+        );
         if let Some(primary) = primary {
             args.extend([
                 "--replicaof".into(),
@@ -406,6 +448,21 @@ impl Topology {
     /// /health, each redis-server's INFO.
     pub fn sampler_targets(&self) -> Option<crate::sampler::Targets> {
         let ledger = self.ledger.clone()?;
+        if self.stack.is_some() {
+            let redis = self.redis_url.as_deref().and_then(|url| {
+                let addr = url.trim_start_matches("redis://").parse().ok()?;
+                Some(("redis".to_owned(), addr))
+            });
+            return Some(crate::sampler::Targets {
+                ledger,
+                replicas: self
+                    .replicas
+                    .iter()
+                    .map(|r| (r.name.clone(), r.http_url.clone()))
+                    .collect(),
+                redis: redis.into_iter().collect(),
+            });
+        }
         let replicas = self
             .processes
             .iter()
@@ -422,7 +479,7 @@ impl Topology {
             .filter(|p| p.launch.what == "redis-server")
             .filter_map(|p| match p.launch.ready {
                 Readiness::RedisPing(port) | Readiness::RedisInSync(port) => {
-                    Some((p.name.clone(), port))
+                    Some((p.name.clone(), loopback(port)))
                 }
                 Readiness::Http(_) => None,
             })
@@ -555,7 +612,21 @@ impl Topology {
 
     async fn start_haproxy(&mut self, balance: Balance) -> Result<(), TopologyError> {
         let port = free_port()?;
-        let config = haproxy_config(port, balance, &self.replicas);
+        let replicas: Vec<(String, String)> = self
+            .replicas
+            .iter()
+            .map(|r| {
+                let addr = r.http_url.trim_start_matches("http://").to_owned();
+                (r.name.clone(), addr)
+            })
+            .collect();
+        let config = haproxy_config(
+            &format!("127.0.0.1:{port}"),
+            balance,
+            haproxy_maxconn(),
+            &replicas,
+            None,
+        );
         let path = self.dir.join("haproxy.cfg");
         std::fs::write(&path, config)?;
         let lb = Endpoint::local("haproxy", port);
@@ -613,8 +684,18 @@ impl Topology {
             .ok_or_else(|| TopologyError::NoSuchProcess(name.to_owned()))
     }
 
-    /// Sends `signal` to a process (SIGSTOP/SIGCONT for a pause).
-    pub fn signal(&mut self, name: &str, signal: Signal) -> Result<(), TopologyError> {
+    /// Sends `signal` to a process (SIGSTOP/SIGCONT for a pause; a
+    /// container is paused and unpaused).
+    pub async fn signal(&mut self, name: &str, signal: Signal) -> Result<(), TopologyError> {
+        if let Some(stack) = &self.stack {
+            return match signal {
+                Signal::SIGSTOP => stack.pause(name, true).await,
+                Signal::SIGCONT => stack.pause(name, false).await,
+                other => Err(TopologyError::External(format!(
+                    "{other} to a container: only pauses are supported"
+                ))),
+            };
+        }
         let process = self.process(name)?;
         if let Some(pid) = process.child.as_ref().and_then(Child::id) {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
@@ -625,6 +706,9 @@ impl Topology {
 
     /// SIGKILL, and reap.
     pub async fn kill(&mut self, name: &str) -> Result<(), TopologyError> {
+        if let Some(stack) = &self.stack {
+            return stack.kill(name).await;
+        }
         let process = self.process(name)?;
         if let Some(mut child) = process.child.take() {
             let _ = child.kill().await;
@@ -634,7 +718,10 @@ impl Topology {
 
     /// SIGTERM (a replica drains), then SIGKILL if it outlives `grace`.
     pub async fn terminate(&mut self, name: &str, grace: Duration) -> Result<(), TopologyError> {
-        self.signal(name, Signal::SIGTERM)?;
+        if let Some(stack) = &self.stack {
+            return stack.terminate(name, grace).await;
+        }
+        self.signal(name, Signal::SIGTERM).await?;
         let process = self.process(name)?;
         if let Some(mut child) = process.child.take() {
             if tokio::time::timeout(grace, child.wait()).await.is_err() {
@@ -648,6 +735,17 @@ impl Topology {
     /// Starts a stopped process again as it was first started, and waits
     /// until it is ready.
     pub async fn relaunch(&mut self, name: &str) -> Result<(), TopologyError> {
+        if let Some(stack) = &self.stack {
+            let ip = stack.relaunch(name).await?;
+            if let Some(replica) = self.replicas.iter().find(|r| r.name == name) {
+                if !replica.http_url.contains(&format!("//{ip}:")) {
+                    // Players given the old address keep trying it, then
+                    // move on to the next replica.
+                    tracing::warn!(name, %ip, "the container came back at a new address");
+                }
+            }
+            return Ok(());
+        }
         let dir = self.dir.clone();
         let process = self.process(name)?;
         if process.child.is_some() {
@@ -660,12 +758,19 @@ impl Topology {
         wait_ready(&launch.ready, name, &dir).await
     }
 
-    /// The fault proxy on `link`, if the topology has one.
-    pub fn link(&self, link: Target) -> Option<&FaultProxy> {
-        self.links
-            .iter()
-            .find(|(target, _)| *target == link)
-            .map(|(_, proxy)| proxy)
+    /// Sets what a link does: through its fault proxy, or in a docker
+    /// topology inside the containers on either end.
+    pub async fn set_link(&self, link: Target, state: LinkState) -> Result<(), TopologyError> {
+        if let (Some(stack), Target::ReplicaToRedis(replica)) = (&self.stack, link) {
+            return stack.set_link(replica, &state).await;
+        }
+        match self.links.iter().find(|(target, _)| *target == link) {
+            Some((_, proxy)) => {
+                proxy.set(state);
+                Ok(())
+            }
+            None => Err(TopologyError::External(format!("no proxy on {link}"))),
+        }
     }
 
     /// The REST base URL: the load balancer, else the first replica.
@@ -701,6 +806,9 @@ impl Topology {
     /// SIGTERM everything (replicas drain), then kill whatever is left; a
     /// paused process is continued first so it can hear the SIGTERM.
     pub async fn stop(mut self) {
+        if let Some(mut stack) = self.stack.take() {
+            stack.stop().await;
+        }
         for process in &self.processes {
             if let Some(pid) = process.child.as_ref().and_then(Child::id) {
                 let pid = nix::unistd::Pid::from_raw(pid as i32);
@@ -744,6 +852,15 @@ async fn wait_ready(ready: &Readiness, name: &str, dir: &Path) -> Result<(), Top
     }
 }
 
+/// redis-server's flags for a persistence mode.
+fn persistence_flags(persistence: Persistence) -> &'static [&'static str] {
+    match persistence {
+        Persistence::None => &["--appendonly", "no"],
+        Persistence::AofEverysec => &["--appendonly", "yes", "--appendfsync", "everysec"],
+        Persistence::AofAlways => &["--appendonly", "yes", "--appendfsync", "always"],
+    }
+}
+
 /// Connections HAProxy can hold: two descriptors per tunnelled player, under
 /// the descriptor limit it inherits (it cannot raise the hard limit itself).
 fn haproxy_maxconn() -> u64 {
@@ -752,28 +869,44 @@ fn haproxy_maxconn() -> u64 {
     (hard.saturating_sub(64) / 2).clamp(256, 100_000)
 }
 
-pub fn haproxy_config(port: u16, balance: Balance, replicas: &[Endpoint]) -> String {
+/// HAProxy's config: players on `bind`, balanced over `replicas` (name,
+/// `host:port`), each checked on `/ready`; a client that keeps cookies (a
+/// browser) sticks to its replica. With `resolver` (a container
+/// network's DNS) the names are looked up again while it runs, so a
+/// replica that comes back at a new address is found.
+pub fn haproxy_config(
+    bind: &str,
+    balance: Balance,
+    maxconn: u64,
+    replicas: &[(String, String)],
+    resolver: Option<&str>,
+) -> String {
     let balance = match balance {
         Balance::Source => "source",
         Balance::Roundrobin => "roundrobin",
         Balance::Leastconn => "leastconn",
     };
-    let maxconn = haproxy_maxconn();
+    let (resolvers, lookup) = match resolver {
+        Some(dns) => (
+            format!("resolvers network\n    nameserver dns {dns}\n    hold valid 1s\n"),
+            " resolvers network init-addr last,libc,none",
+        ),
+        None => (String::new(), ""),
+    };
     let mut servers = String::new();
-    for replica in replicas {
-        let addr = replica.http_url.trim_start_matches("http://");
+    for (name, addr) in replicas {
         let _ = writeln!(
             servers,
-            "    server {} {addr} check inter 1s fall 2 rise 1",
-            replica.name
+            "    server {name} {addr} cookie {name} check inter 1s fall 2 rise 1{lookup}"
         );
     }
     format!(
         "global\n    maxconn {maxconn}\n\
+         {resolvers}\
          defaults\n    mode http\n    maxconn {maxconn}\n    retries 2\n    option redispatch 1\n    timeout connect 2s\n    \
          timeout client 60s\n    timeout server 60s\n    timeout tunnel 1h\n\
-         frontend players\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
-         backend replicas\n    balance {balance}\n    option httpchk GET /ready\n{servers}"
+         frontend players\n    bind {bind}\n    default_backend replicas\n\
+         backend replicas\n    balance {balance}\n    cookie tierlab-replica insert indirect nocache\n    option httpchk GET /ready\n{servers}"
     )
 }
 
@@ -787,13 +920,17 @@ fn sentinel_config(port: u16, primary: u16) -> String {
     )
 }
 
-/// Sends one inline command to the Redis (or Sentinel) on `port` and
+/// Sends one inline command to the Redis (or Sentinel) at `addr` and
 /// returns the start of its reply.
-pub async fn ask_redis(port: u16, command: &str) -> Option<String> {
+pub async fn ask_redis(addr: SocketAddr, command: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
+    let mut stream = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .ok()?
+    .ok()?;
     stream
         .write_all(format!("{command}\r\n").as_bytes())
         .await
@@ -807,7 +944,7 @@ pub async fn ask_redis(port: u16, command: &str) -> Option<String> {
 }
 
 async fn replica_in_sync(port: u16) -> bool {
-    ask_redis(port, "INFO replication")
+    ask_redis(loopback(port), "INFO replication")
         .await
         .is_some_and(|info| info.contains("master_link_status:up"))
 }
@@ -815,7 +952,7 @@ async fn replica_in_sync(port: u16) -> bool {
 /// The primary's port as the Sentinel on `port` names it.
 async fn sentinel_primary(port: u16) -> Option<u16> {
     let reply = ask_redis(
-        port,
+        loopback(port),
         &format!("SENTINEL get-master-addr-by-name {SENTINEL_MASTER}"),
     )
     .await?;
@@ -824,25 +961,26 @@ async fn sentinel_primary(port: u16) -> Option<u16> {
 }
 
 async fn redis_answers(port: u16) -> bool {
-    ask_redis(port, "PING")
+    ask_redis(loopback(port), "PING")
         .await
         .is_some_and(|reply| reply.starts_with("+PONG"))
 }
 
+/// Whether `base/ready` answers 2xx within a second.
+async fn http_ready(base: &str) -> bool {
+    reqwest::Client::new()
+        .get(format!("{base}/ready"))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
 async fn wait_http_ready(endpoint: &Endpoint, dir: &Path) -> Result<(), TopologyError> {
-    let client = reqwest::Client::new();
-    let url = format!("{}/ready", endpoint.http_url);
     let deadline = Instant::now() + READY_WITHIN;
     loop {
-        if let Ok(response) = client
-            .get(&url)
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-        {
-            if response.status().is_success() {
-                return Ok(());
-            }
+        if http_ready(&endpoint.http_url).await {
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(TopologyError::NotReady {
@@ -865,13 +1003,13 @@ mod tests {
     #[test]
     fn haproxy_config_names_every_replica_and_checks_ready() {
         let replicas = [
-            Endpoint::local("srv-1", 9001),
-            Endpoint::local("srv-2", 9002),
+            ("srv-1".to_owned(), "127.0.0.1:9001".to_owned()),
+            ("srv-2".to_owned(), "127.0.0.1:9002".to_owned()),
         ];
-        let config = haproxy_config(8000, Balance::Source, &replicas);
+        let config = haproxy_config("127.0.0.1:8000", Balance::Source, 4000, &replicas, None);
         assert!(config.contains("bind 127.0.0.1:8000"));
-        assert!(config.contains("server srv-1 127.0.0.1:9001 check"));
-        assert!(config.contains("server srv-2 127.0.0.1:9002 check"));
+        assert!(config.contains("server srv-1 127.0.0.1:9001 cookie srv-1 check"));
+        assert!(config.contains("server srv-2 127.0.0.1:9002 cookie srv-2 check"));
         assert!(config.contains("option httpchk GET /ready"));
         assert!(config.contains("balance source"));
         assert!(

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{leftovers, read_run, schema_errors};
+use support::{fault, leftovers, read_run, schema_errors};
 
 /// A small drill: 2 replicas, players straight to them (a room's members
 /// on both), 60 players acting twice a second for ~14 s, `faults` appended.
@@ -65,15 +65,6 @@ fn run_drill(scenario: &str) -> Value {
         assert!(!log.contains("panicked"), "a process panicked:\n{log}");
     }
     record
-}
-
-fn fault<'a>(record: &'a Value, name: &str) -> &'a Value {
-    record["faults"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("no fault {name} in {}", record["faults"]))
 }
 
 #[test]

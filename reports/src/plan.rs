@@ -411,4 +411,19 @@ mod tests {
         assert!(plan.lines[0].value.starts_with("≥ "), "{:?}", plan.lines[0]);
         assert_eq!(plan.monthly, None);
     }
+
+    #[test]
+    fn shipped_price_lists_load_and_price_a_hand_checked_plan() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // 10,000 players → 16 replicas and one Redis shard (as above).
+        for (file, monthly) in [
+            ("cost.render.toml", 16.0 * 85.0 + 32.0),
+            ("cost.aws.toml", 16.0 * 49.64 + 108.77 + 16.43),
+        ] {
+            let prices = CostModel::load(&dir.join(file)).unwrap();
+            let plan = plan(&sweep(), 10_000.0, 0.7, Some(&prices)).unwrap();
+            let got = plan.monthly.unwrap();
+            assert!((got - monthly).abs() < 0.01, "{file}: {got} ≠ {monthly}");
+        }
+    }
 }

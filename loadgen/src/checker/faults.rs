@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::stats::Second;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct FaultVerdict {
     /// The window judged, in seconds since the run started.
     pub window_s: (f64, f64),
@@ -47,10 +47,13 @@ pub fn judge(
 ) -> FaultVerdict {
     // Row t covers about the second (t-1, t], closed a little after t: the
     // row that may hold the fault's first moments is the one with t just
-    // above start - 1.
+    // above start - 1. At the other end the window stops at the row mostly
+    // inside it: when the next fault starts at 24.0007 s, row 25 is that
+    // fault's first second, not this one's last.
+    let last_row = (end + 0.5).floor();
     let inside: Vec<&Second> = series
         .iter()
-        .filter(|s| s.t as f64 > start - 1.0 && s.t as f64 <= end.ceil())
+        .filter(|s| s.t as f64 > start - 1.0 && s.t as f64 <= last_row)
         .collect();
     let players_before = series
         .iter()
@@ -170,6 +173,17 @@ mod tests {
         let v = judge(10.5, 20.0, &series, &BTreeMap::new(), 50.0);
         assert_eq!(v.players_dropped, 30);
         assert!((v.players_back_s.unwrap() - 1.5).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn the_next_faults_first_second_is_not_this_ones_last() {
+        // Healed by second 20; the next fault starts at 24.0007 s and its
+        // first second (row 25) is slow.
+        let mut series: Vec<Second> = (1..=30).map(|t| second(t, 100, 5.0)).collect();
+        series[24] = second(25, 100, 400.0);
+        let v = judge(13.0007, 24.0007, &series, &BTreeMap::new(), 50.0);
+        assert_eq!(v.fanout_recovered_s, Some(0.0), "{v:?}");
+        assert!(v.pass);
     }
 
     #[test]

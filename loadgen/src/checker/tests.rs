@@ -51,7 +51,7 @@ fn a_gap_is_lost_and_named() {
     assert_eq!(
         v.findings,
         vec![Finding {
-            kind: "lost",
+            kind: "lost".into(),
             room: "R".into(),
             seq: 3,
             player: "a".into(),

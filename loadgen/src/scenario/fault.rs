@@ -169,7 +169,7 @@ pub struct Bounds {
     pub redis: bool,
     pub lb: bool,
     pub sentinel: bool,
-    pub local: bool,
+    pub topology: super::TopologyKind,
     pub max_duration: Duration,
 }
 
@@ -181,8 +181,17 @@ impl FaultSpec {
             .clone()
             .unwrap_or_else(|| format!("{} {target}", kind_name(self.kind)));
         let fail = |message: String| Err(message);
-        if !bounds.local {
-            return fail("faults need a local topology (tierlab must own the processes)".into());
+        if bounds.topology == super::TopologyKind::External {
+            return fail(
+                "faults need a local or docker topology (tierlab must own the processes)".into(),
+            );
+        }
+        if bounds.topology == super::TopologyKind::Docker
+            && matches!(target, Target::PlayersToReplica(_))
+        {
+            return fail(
+                "with topology docker, players reach the replicas from the host: cut `srv-N->redis` or crash/pause a container instead".into(),
+            );
         }
         if let Some(n) = target.replica().filter(|n| *n > bounds.replicas) {
             return fail(format!(

@@ -48,6 +48,9 @@ pub enum ScenarioError {
 pub enum TopologyKind {
     /// `tierlab` starts Redis, the replicas and HAProxy itself.
     Local,
+    /// The same stack as `local`, as containers of the local images
+    /// (`just images`) on a private network, started through testcontainers.
+    Docker,
     /// A system someone else started, reached through `urls`.
     External,
 }
@@ -566,7 +569,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
     )?;
     let t = &file.topology;
     match t.kind {
-        TopologyKind::Local => {
+        TopologyKind::Local | TopologyKind::Docker => {
             check(
                 (1..=16).contains(&t.replicas),
                 "topology.replicas",
@@ -587,6 +590,23 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
                 "topology.sentinel",
                 "Sentinel needs state = \"redis\"",
             )?;
+            if t.kind == TopologyKind::Docker {
+                check(
+                    !t.sentinel,
+                    "topology.sentinel",
+                    "Sentinel runs in the local topology only",
+                )?;
+                check(
+                    t.via != Via::Assigned,
+                    "topology.via",
+                    "assigned players need each replica's address before it starts; use \"lb\" or \"direct\" with docker",
+                )?;
+                check(
+                    t.via != Via::Lb || t.balance != Balance::Source,
+                    "topology.balance",
+                    "\"source\" (the default) would send every player to one replica: in docker they all come from the host's one bridge address; use \"roundrobin\" or \"leastconn\"",
+                )?;
+            }
         }
         TopologyKind::External => {
             check(
@@ -750,7 +770,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         redis: t.state == StateMode::Redis,
         lb: t.via == Via::Lb,
         sentinel: t.sentinel,
-        local: t.kind == TopologyKind::Local,
+        topology: t.kind,
         max_duration: l.max_duration,
     };
     let mut faults = file

@@ -237,3 +237,44 @@ fn bad_faults_are_named_before_anything_starts() {
     ));
     assert!(err.contains("no Redis"), "{err}");
 }
+
+#[test]
+fn docker_topologies_refuse_what_containers_cannot_do() {
+    let docker = |topology: &str, faults: &str| {
+        let text = GOOD.replace(
+            "[topology]\nreplicas = 2\n",
+            &format!("[topology]\nreplicas = 2\nkind = \"docker\"\n{topology}"),
+        );
+        format!("{text}{faults}")
+    };
+    let ok = parse(&docker("balance = \"roundrobin\"\n", FAULTY)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.topology.kind, TopologyKind::Docker);
+    let players_link = "\n[[faults]]\nkind = \"blackhole\"\ntarget = \"players->srv-1\"\nat = \"1s\"\nfor = \"1s\"\n";
+    for (topology, faults, field, expect) in [
+        ("", "", "topology.balance", "every player to one replica"),
+        (
+            "balance = \"roundrobin\"\nsentinel = true\n",
+            "",
+            "topology.sentinel",
+            "local topology only",
+        ),
+        (
+            "via = \"assigned\"\n",
+            "",
+            "topology.via",
+            "assigned players",
+        ),
+        (
+            "balance = \"roundrobin\"\n",
+            players_link,
+            "faults[0]",
+            "players reach the replicas from the host",
+        ),
+    ] {
+        let message = error(&docker(topology, faults));
+        assert!(
+            message.contains(field) && message.contains(expect),
+            "{message}"
+        );
+    }
+}

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+#[path = "../../../server/tests/support/docker.rs"]
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -76,4 +79,14 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         })
         .map(str::to_owned)
         .collect()
+}
+
+/// The fault named `name` in a run record.
+pub fn fault<'a>(record: &'a Value, name: &str) -> &'a Value {
+    record["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no fault {name} in {}", record["faults"]))
 }

@@ -1,0 +1,565 @@
+//! The `docker` topology: the local topology's stack — Redis, N replicas,
+//! HAProxy — as containers of the images `just images` builds, on a private
+//! network the run creates, started through testcontainers. Each container
+//! has its own address on that network and the generator on the host
+//! reaches it there (no published ports). Faults act on containers: a crash
+//! is SIGKILL to the container, a pause is `docker pause`, a restart is
+//! `docker stop` and start, and a cut, reset or slowed `srv-N->redis` link
+//! is iptables or tc netem inside the containers (NET_ADMIN). Every
+//! container is removed when the run ends, its output kept in
+//! `logs/<name>.log`; on an error or a panic testcontainers removes what is
+//! left when the handles drop.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use testcontainers::bollard::query_parameters::{
+    InspectContainerOptions, KillContainerOptions, RemoveContainerOptions,
+};
+use testcontainers::bollard::Docker;
+use testcontainers::core::ExecCommand;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use super::{haproxy_config, persistence_flags, Endpoint, TopologyError};
+use crate::proxy::{LinkState, Toxics};
+use crate::scenario::{self, StateMode, Via};
+
+pub const SERVER_IMAGE: &str = "tierlab/server";
+pub const REDIS_IMAGE: &str = "tierlab/redis";
+pub const HAPROXY_IMAGE: &str = "tierlab/haproxy";
+const TAG: &str = "latest";
+const SERVER_PORT: u16 = 8080;
+const REDIS_PORT: u16 = 6379;
+const LB_PORT: u16 = 8000;
+/// Docker's DNS on a user-defined network, as seen from a container.
+const NETWORK_DNS: &str = "127.0.0.11:53";
+const READY_WITHIN: Duration = Duration::from_secs(30);
+/// HAProxy's connection ceiling in its container: two descriptors per
+/// tunnelled player, under the 20,000 descriptors the engine here gives a
+/// container (and will not raise: "error setting rlimit … operation not
+/// permitted"). The docker topology holds at most this many players via HAProxy.
+const LB_MAXCONN: u64 = 9_900;
+
+/// One container of the stack.
+struct Node {
+    name: String,
+    container: ContainerAsync<GenericImage>,
+    /// Where it answers, on its own address: Redis PING or HTTP `/ready`.
+    port: u16,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("id", &self.container.id())
+            .finish()
+    }
+}
+
+/// What the containers answer at once they are up.
+#[derive(Debug)]
+pub struct Started {
+    pub replicas: Vec<Endpoint>,
+    pub lb: Option<Endpoint>,
+    pub redis: Option<SocketAddr>,
+    pub versions: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Stack {
+    docker: Docker,
+    /// Names every container and the network: `tierlab-<pid>-<ms>`.
+    prefix: String,
+    nodes: Vec<Node>,
+    dir: PathBuf,
+    ledger: PathBuf,
+}
+
+fn docker_error(what: &str, e: impl std::fmt::Display) -> TopologyError {
+    TopologyError::External(format!("docker: {what}: {e}"))
+}
+
+impl Stack {
+    /// Starts Redis, the replicas and HAProxy as `spec` describes; `shaped`
+    /// says a fault will need tc netem, which is checked before the run.
+    pub async fn start(
+        spec: &scenario::Topology,
+        dir: &Path,
+        ledger: &Path,
+        shaped: bool,
+    ) -> Result<(Stack, Started), TopologyError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| docker_error("no engine answers", e))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| docker_error("no engine answers", e))?;
+        for image in [SERVER_IMAGE, REDIS_IMAGE, HAPROXY_IMAGE] {
+            docker
+                .inspect_image(&format!("{image}:{TAG}"))
+                .await
+                .map_err(|_| {
+                    TopologyError::External(format!(
+                        "image {image}:{TAG} is not built on this machine (no registry to pull from): run `just images`"
+                    ))
+                })?;
+        }
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() % 1_000_000);
+        let mut stack = Stack {
+            docker,
+            prefix: format!("tierlab-{}-{millis}", std::process::id()),
+            nodes: Vec::new(),
+            dir: dir.to_owned(),
+            ledger: ledger.to_owned(),
+        };
+        // On an error, whatever did start is removed before it is reported.
+        match stack.start_all(spec, shaped).await {
+            Ok(started) => Ok((stack, started)),
+            Err(e) => {
+                stack.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_all(
+        &mut self,
+        spec: &scenario::Topology,
+        shaped: bool,
+    ) -> Result<Started, TopologyError> {
+        let mut started = Started {
+            replicas: Vec::new(),
+            lb: None,
+            redis: None,
+            versions: vec![("docker-images".into(), format!("{SERVER_IMAGE}:{TAG}"))],
+        };
+        if spec.state == StateMode::Redis {
+            let redis = GenericImage::new(REDIS_IMAGE, TAG)
+                .with_cmd(persistence_flags(spec.persistence).iter().copied());
+            self.add("redis", redis, REDIS_PORT).await?;
+            started.redis = Some(SocketAddr::new(self.ip("redis").await?, REDIS_PORT));
+        }
+        for i in 1..=spec.replicas {
+            let name = format!("srv-{i}");
+            let replica = GenericImage::new(SERVER_IMAGE, TAG)
+                .with_cmd(self.server_args(spec, &name))
+                .with_cap_add("NET_ADMIN");
+            self.add(&name, replica, SERVER_PORT).await?;
+            let ip = self.ip(&name).await?;
+            started.replicas.push(endpoint(&name, ip, SERVER_PORT));
+        }
+        if spec.via == Via::Lb {
+            let replicas: Vec<(String, String)> = (1..=spec.replicas)
+                .map(|i| {
+                    let name = format!("srv-{i}");
+                    let addr = format!("{}:{SERVER_PORT}", self.container_name(&name));
+                    (name, addr)
+                })
+                .collect();
+            let config = haproxy_config(
+                &format!("0.0.0.0:{LB_PORT}"),
+                spec.balance,
+                LB_MAXCONN,
+                &replicas,
+                Some(NETWORK_DNS),
+            );
+            let lb = GenericImage::new(HAPROXY_IMAGE, TAG)
+                .with_copy_to("/etc/haproxy/haproxy.cfg", config.into_bytes());
+            self.add("haproxy", lb, LB_PORT).await?;
+            started.lb = Some(endpoint("haproxy", self.ip("haproxy").await?, LB_PORT));
+        }
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for name in &names {
+            self.wait_ready(name).await?;
+        }
+        if shaped {
+            self.check_netem().await?;
+        }
+        Ok(started)
+    }
+
+    fn container_name(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn server_args(&self, spec: &scenario::Topology, name: &str) -> Vec<String> {
+        let mut args = vec!["--server-id".to_owned(), name.to_owned()];
+        match spec.state {
+            StateMode::Redis => args.extend([
+                "--state".into(),
+                "redis".into(),
+                "--redis-url".into(),
+                format!("redis://{}:{REDIS_PORT}", self.container_name("redis")),
+            ]),
+            StateMode::Memory => args.extend(["--state".into(), "memory".into()]),
+        }
+        // As in the local topology: replicas sharing cores run one thread.
+        if spec.replicas > 1 && !spec.server_args.iter().any(|a| a == "--workers") {
+            args.extend(["--workers".into(), "1".into()]);
+        }
+        args.extend(spec.server_args.iter().cloned());
+        args
+    }
+
+    /// Starts one container on the stack's network and notes its pid.
+    async fn add(
+        &mut self,
+        name: &str,
+        image: impl Into<testcontainers::ContainerRequest<GenericImage>>,
+        port: u16,
+    ) -> Result<(), TopologyError> {
+        let request: testcontainers::ContainerRequest<GenericImage> = image.into();
+        let container_name = self.container_name(name);
+        let started = request
+            .with_network(self.prefix.clone())
+            .with_container_name(&container_name)
+            // Reached at its own address: nothing is published on the
+            // host's interfaces (testcontainers would publish every port).
+            .with_host_config_modifier(|host| host.publish_all_ports = Some(false))
+            .start()
+            .await;
+        let container = match started {
+            Ok(container) => container,
+            Err(e) => {
+                // A container created but not started has no handle to
+                // remove it on drop.
+                let force = RemoveContainerOptions {
+                    force: true,
+                    ..RemoveContainerOptions::default()
+                };
+                let _ = self
+                    .docker
+                    .remove_container(&container_name, Some(force))
+                    .await;
+                return Err(docker_error(&format!("starting {name}"), e));
+            }
+        };
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            container,
+            port,
+        });
+        self.note_pid(name).await
+    }
+
+    fn node(&self, name: &str) -> Result<&Node, TopologyError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| TopologyError::NoSuchProcess(name.to_owned()))
+    }
+
+    /// The container's address on the stack's network now (a restarted
+    /// container may get another).
+    pub async fn ip(&self, name: &str) -> Result<IpAddr, TopologyError> {
+        self.node(name)?
+            .container
+            .get_bridge_ip_address()
+            .await
+            .map_err(|e| docker_error(&format!("address of {name}"), e))
+    }
+
+    /// Appends `name pid` (the container's main process, as the host sees
+    /// it) to the ledger the sampler reads; a restart appends the new pid.
+    async fn note_pid(&self, name: &str) -> Result<(), TopologyError> {
+        let id = self.node(name)?.container.id().to_owned();
+        let inspect = self
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| docker_error(&format!("inspecting {name}"), e))?;
+        if let Some(pid) = inspect.state.and_then(|s| s.pid).filter(|p| *p > 0) {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.ledger)?;
+            std::io::Write::write_all(&mut file, format!("{name} {pid}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&self, name: &str) -> Result<(), TopologyError> {
+        let port = self.node(name)?.port;
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let ip = self.ip(name).await?;
+            let ready = if port == REDIS_PORT {
+                super::ask_redis(SocketAddr::new(ip, port), "PING")
+                    .await
+                    .is_some_and(|r| r.starts_with("+PONG"))
+            } else {
+                super::http_ready(&endpoint(name, ip, port).http_url).await
+            };
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(TopologyError::NotReady {
+                    what: format!("container {}", self.container_name(name)),
+                    log: format!("docker logs {}", self.container_name(name)),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The kernel must have tc netem for latency and bandwidth faults.
+    async fn check_netem(&self) -> Result<(), TopologyError> {
+        let probe = "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root";
+        if let Err(e) = self.exec("srv-1", probe).await {
+            return Err(TopologyError::External(format!(
+                "latency and bandwidth faults in containers need tc netem, which this kernel lacks ({e}); run the scenario with topology \"local\", where the fault proxy shapes the link"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs a shell script in a container; its stderr is the error.
+    async fn exec(&self, name: &str, script: &str) -> Result<(), TopologyError> {
+        let node = self.node(name)?;
+        let mut run = node
+            .container
+            .exec(ExecCommand::new(["sh", "-c", script]))
+            .await
+            .map_err(|e| docker_error(&format!("exec in {name}"), e))?;
+        let stderr = run.stderr_to_vec().await.unwrap_or_default();
+        match run.exit_code().await {
+            Ok(Some(0)) => Ok(()),
+            _ => Err(TopologyError::External(format!(
+                "in {name}: `{script}`: {}",
+                String::from_utf8_lossy(&stderr).trim()
+            ))),
+        }
+    }
+
+    /// A crash: SIGKILL to the container's main process.
+    pub async fn kill(&self, name: &str) -> Result<(), TopologyError> {
+        let id = self.node(name)?.container.id().to_owned();
+        let options = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        self.docker
+            .kill_container(&id, Some(options))
+            .await
+            .map_err(|e| docker_error(&format!("killing {name}"), e))
+    }
+
+    pub async fn pause(&self, name: &str, paused: bool) -> Result<(), TopologyError> {
+        let container = &self.node(name)?.container;
+        let done = if paused {
+            container.pause().await
+        } else {
+            container.unpause().await
+        };
+        done.map_err(|e| docker_error(&format!("pausing {name}"), e))
+    }
+
+    /// `docker stop`: SIGTERM (a replica drains), SIGKILL after `grace`.
+    pub async fn terminate(&self, name: &str, grace: Duration) -> Result<(), TopologyError> {
+        let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        self.node(name)?
+            .container
+            .stop_with_timeout(Some(seconds))
+            .await
+            .map_err(|e| docker_error(&format!("stopping {name}"), e))
+    }
+
+    /// Starts a stopped container again and waits until it is ready;
+    /// returns its address, which may differ from before.
+    pub async fn relaunch(&self, name: &str) -> Result<IpAddr, TopologyError> {
+        self.node(name)?
+            .container
+            .start()
+            .await
+            .map_err(|e| docker_error(&format!("starting {name} again"), e))?;
+        self.note_pid(name).await?;
+        self.wait_ready(name).await?;
+        self.ip(name).await
+    }
+
+    /// Sets the link between replica `replica` and Redis to `state`: drops
+    /// and resets by iptables in the replica's container, delay and rate by
+    /// tc netem on each side's egress towards the other.
+    pub async fn set_link(&self, replica: u32, state: &LinkState) -> Result<(), TopologyError> {
+        let name = format!("srv-{replica}");
+        let redis_ip = self.ip("redis").await?;
+        let replica_ip = self.ip(&name).await?;
+        self.exec(&name, &replica_script(state, redis_ip)).await?;
+        self.exec("redis", &shaping_script(&state.downstream, replica_ip))
+            .await
+    }
+
+    /// Removes every container, keeping its output in `logs/<name>.log`.
+    pub async fn stop(&mut self) {
+        let logs = self.dir.join("logs");
+        let _ = std::fs::create_dir_all(&logs);
+        for node in self.nodes.drain(..) {
+            let mut output = node.container.stdout_to_vec().await.unwrap_or_default();
+            output.extend(node.container.stderr_to_vec().await.unwrap_or_default());
+            let _ = std::fs::write(logs.join(format!("{}.log", node.name)), output);
+            if let Err(e) = node.container.rm().await {
+                tracing::warn!(name = node.name, %e, "could not remove container");
+            }
+        }
+    }
+}
+
+fn endpoint(name: &str, ip: IpAddr, port: u16) -> Endpoint {
+    Endpoint {
+        name: name.to_owned(),
+        ws_url: format!("ws://{ip}:{port}/ws"),
+        http_url: format!("http://{ip}:{port}"),
+    }
+}
+
+/// The replica's side of a `srv-N->redis` link: up is what it sends to
+/// Redis (OUTPUT, egress shaping), down what it receives (INPUT).
+fn replica_script(state: &LinkState, redis: IpAddr) -> String {
+    let mut lines = Vec::new();
+    let rules = [
+        ("OUTPUT", "-d", &state.upstream),
+        ("INPUT", "-s", &state.downstream),
+    ];
+    for (chain, side, toxics) in rules {
+        if state.reset {
+            lines.push(format!(
+                "iptables -A {chain} -p tcp {side} {redis} -j REJECT --reject-with tcp-reset"
+            ));
+        } else if toxics.blackhole {
+            lines.push(format!("iptables -A {chain} {side} {redis} -j DROP"));
+        }
+    }
+    let mut script = heal();
+    for line in lines {
+        script.push_str(&line);
+        script.push('\n');
+    }
+    append_shaping(&mut script, &state.upstream, redis);
+    script
+}
+
+/// Redis's side: only egress shaping (its rules would cut every replica).
+fn shaping_script(toxics: &Toxics, replica: IpAddr) -> String {
+    let mut script = heal();
+    append_shaping(&mut script, toxics, replica);
+    script
+}
+
+/// Clears earlier rules (there may be none); what follows must succeed.
+fn heal() -> String {
+    "iptables -F INPUT; iptables -F OUTPUT; tc qdisc del dev eth0 root 2>/dev/null\nset -e\n".into()
+}
+
+/// tc netem on eth0 for traffic to `peer` only (a prio qdisc whose third
+/// band is delayed, selected by destination).
+fn append_shaping(script: &mut String, toxics: &Toxics, peer: IpAddr) {
+    let mut netem = String::new();
+    if !toxics.latency.is_zero() {
+        netem.push_str(&format!(
+            " delay {}ms {}ms",
+            toxics.latency.as_millis(),
+            toxics.jitter.as_millis()
+        ));
+    }
+    if let Some(rate) = toxics.rate {
+        netem.push_str(&format!(" rate {}kbit", (rate * 8 / 1000).max(1)));
+    }
+    if netem.is_empty() {
+        return;
+    }
+    script.push_str(&format!(
+        "tc qdisc add dev eth0 root handle 1: prio\n\
+         tc qdisc add dev eth0 parent 1:3 handle 30: netem{netem}\n\
+         tc filter add dev eth0 parent 1:0 protocol ip prio 1 u32 match ip dst {peer}/32 flowid 1:3\n"
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docker/haproxy/haproxy.cfg`, the config baked into tierlab/haproxy for
+    /// the compose stack: replicas srv-1..srv-3 found by name, round robin
+    /// (clients through a published port all come from one address).
+    fn compose_haproxy_config() -> String {
+        let replicas: Vec<(String, String)> = (1..=3)
+            .map(|i| (format!("srv-{i}"), format!("srv-{i}:{SERVER_PORT}")))
+            .collect();
+        haproxy_config(
+            &format!("0.0.0.0:{LB_PORT}"),
+            scenario::Balance::Roundrobin,
+            LB_MAXCONN,
+            &replicas,
+            Some(NETWORK_DNS),
+        )
+    }
+
+    /// The compose stack's HAProxy config is this generator's output, so the
+    /// two topologies cannot drift apart. `TIERLAB_BLESS=1` rewrites it.
+    #[test]
+    fn the_compose_haproxy_config_is_generated() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/haproxy/haproxy.cfg");
+        let expected = format!(
+            "# Generated by `tierlab` (loadgen/src/topology/docker.rs); do not edit:\n\
+             # TIERLAB_BLESS=1 cargo test -p tierlab-loadgen compose_haproxy rewrites it.\n{}",
+            compose_haproxy_config()
+        );
+        if std::env::var_os("TIERLAB_BLESS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(shipped, expected, "docker/haproxy/haproxy.cfg is stale");
+    }
+
+    const REDIS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(172, 18, 0, 2));
+
+    #[test]
+    fn a_partition_drops_both_ways_and_a_heal_clears_everything() {
+        let cut = Toxics {
+            blackhole: true,
+            ..Toxics::default()
+        };
+        let state = LinkState {
+            upstream: cut,
+            downstream: cut,
+            reset: false,
+        };
+        let script = replica_script(&state, REDIS);
+        assert!(script.starts_with("iptables -F INPUT; iptables -F OUTPUT;"));
+        assert!(script.contains("iptables -A OUTPUT -d 172.18.0.2 -j DROP"));
+        assert!(script.contains("iptables -A INPUT -s 172.18.0.2 -j DROP"));
+        assert!(!script.contains("netem"));
+        let healed = replica_script(&LinkState::default(), REDIS);
+        assert_eq!(healed, heal(), "a healed link is only the clearing");
+    }
+
+    #[test]
+    fn a_reset_rejects_with_tcp_resets() {
+        let state = LinkState {
+            reset: true,
+            ..LinkState::default()
+        };
+        let script = replica_script(&state, REDIS);
+        assert!(script.contains("-p tcp -d 172.18.0.2 -j REJECT --reject-with tcp-reset"));
+        assert!(script.contains("-p tcp -s 172.18.0.2 -j REJECT --reject-with tcp-reset"));
+    }
+
+    #[test]
+    fn latency_and_rate_shape_only_traffic_to_the_peer() {
+        let slow = Toxics {
+            latency: Duration::from_millis(100),
+            jitter: Duration::from_millis(10),
+            rate: Some(125_000),
+            ..Toxics::default()
+        };
+        let script = shaping_script(&slow, REDIS);
+        assert!(script.contains("netem delay 100ms 10ms rate 1000kbit"));
+        assert!(script.contains("match ip dst 172.18.0.2/32 flowid 1:3"));
+        assert_eq!(shaping_script(&Toxics::default(), REDIS), heal());
+    }
+}

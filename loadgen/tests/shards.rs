@@ -1,0 +1,250 @@
+//! Sharded load generation: one scenario run by one worker and by three
+//! (`--shard I/3 --start-at`) against the same Redis + replica, the three
+//! merged with `tierlab merge`. The merged run must hold what the single
+//! one does (players, members, nothing lost), its histograms must be the
+//! exact sums of the workers', and merging must be associative.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use support::{read_run, schema_errors, tierlab};
+
+/// Children killed when the test ends, however it ends.
+struct System(Vec<Child>);
+
+impl Drop for System {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing answers on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Redis and one replica, as someone else's system the workers share.
+fn system() -> (System, u16) {
+    let (redis_port, port) = (free_port(), free_port());
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut system = System(vec![redis]);
+    wait_port(redis_port);
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_tierlab")).with_file_name("tierlab-server");
+    let replica = Command::new(server)
+        .args(["--port", &port.to_string(), "--server-id", "srv-1"])
+        .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    system.0.push(replica);
+    wait_port(port);
+    (system, port)
+}
+
+fn scenario(port: u16) -> String {
+    format!(
+        r#"
+name = "shard-test"
+slo = ["lost = 0", "duplicated = 0", "p95(fanout) < 250ms"]
+
+[topology]
+kind = "external"
+urls = ["ws://127.0.0.1:{port}/ws"]
+
+[population]
+rooms = 9
+players_per_room = 5
+
+[load]
+stages = [{{ to = 45, over = "1s" }}, {{ to = 45, over = "5s" }}, {{ to = 0, over = "1s" }}]
+max_duration = "40s"
+drain = "1s"
+
+[behaviour]
+act_rate = 2.0
+"#
+    )
+}
+
+fn run(file: &Path, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = tierlab();
+    cmd.arg("run")
+        .arg(file)
+        .args(["--quiet", "--out"])
+        .arg(dir)
+        .args(extra);
+    cmd
+}
+
+fn merge(dirs: &[&Path], out: &Path) -> Value {
+    let status = tierlab()
+        .arg("merge")
+        .args(dirs)
+        .arg("--out")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "merge {dirs:?}");
+    read_run(out)
+}
+
+/// Equal, but for the last bits of floating-point sums (added in another
+/// order, 0.1 + 0.2 + 0.3 differs from 0.1 + (0.2 + 0.3)).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[test]
+fn three_workers_merged_hold_what_one_does_and_merging_is_associative() {
+    let (_system, port) = system();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("shard-test.toml");
+    std::fs::write(&file, scenario(port)).unwrap();
+
+    let single = tmp.path().join("single");
+    assert!(run(&file, &single, &[]).status().unwrap().success());
+    let single = read_run(&single);
+
+    let start_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 2.0;
+    let workers: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("w{i}"))).collect();
+    let children: Vec<_> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            run(
+                &file,
+                dir,
+                &[
+                    "--shard",
+                    &format!("{i}/3"),
+                    "--start-at",
+                    &start_at.to_string(),
+                ],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let parts: Vec<Value> = workers.iter().map(|d| read_run(d)).collect();
+    let whole = merge(
+        &[&workers[0], &workers[1], &workers[2]],
+        &tmp.path().join("m"),
+    );
+    assert_eq!(schema_errors(&whole), Vec::<String>::new());
+
+    // The slices add up to the single run's population, and nothing is lost.
+    assert_eq!(whole["shard"]["indices"], serde_json::json!([0, 1, 2]));
+    assert_eq!(whole["partial"], false);
+    assert_eq!(
+        whole["summary"]["peak_players"],
+        single["summary"]["peak_players"]
+    );
+    assert_eq!(
+        whole["checker"]["members_checked"],
+        single["checker"]["members_checked"]
+    );
+    assert_eq!(whole["checker"]["lost"], 0);
+    assert!(
+        whole["slo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["pass"] == true),
+        "{}",
+        whole["slo"]
+    );
+    // Counts and histogram totals are exact sums of the workers'.
+    for field in [
+        ["checker", "acked"],
+        ["summary", "acts"],
+        ["summary", "fanout_ms"],
+    ] {
+        let of = |r: &Value| {
+            let v = &r[field[0]][field[1]];
+            if v.is_object() {
+                u(&v["count"])
+            } else {
+                u(v)
+            }
+        };
+        assert_eq!(of(&whole), parts.iter().map(of).sum::<u64>(), "{field:?}");
+    }
+    // Compatible with one worker: the same order of acts and latencies.
+    let ratio = u(&whole["summary"]["acts"]) as f64 / u(&single["summary"]["acts"]) as f64;
+    assert!((0.7..1.4).contains(&ratio), "acts ratio {ratio}");
+    let skew = whole["shard"]["start_skew_ms"].as_object().unwrap();
+    assert_eq!(skew.len(), 3, "{skew:?}");
+
+    // (a + b) + c = a + (b + c) = a + b + c.
+    let ab = tmp.path().join("ab");
+    merge(&[&workers[0], &workers[1]], &ab);
+    let left = merge(&[&ab, &workers[2]], &tmp.path().join("ab_c"));
+    let bc = tmp.path().join("bc");
+    merge(&[&workers[1], &workers[2]], &bc);
+    let right = merge(&[&workers[0], &bc], &tmp.path().join("a_bc"));
+    for merged in [&left, &right] {
+        for key in ["summary", "checker", "timeseries", "shard", "errors"] {
+            assert!(
+                same(&merged[key], &whole[key]),
+                "{key}: {} ≠ {}",
+                merged[key],
+                whole[key]
+            );
+        }
+    }
+}
