@@ -94,3 +94,8 @@ report RUN *ARGS:
 # Capacity sweep of tier 1 (memory, 1 replica) and tier 2 (redis, 1–3 replicas): capacity.json + capacity.html.
 capacity *ARGS: build
     {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis {{ARGS}}
+
+# One Redis against a 3-shard Redis Cluster under the same 3 replicas (two sweeps, two capacity reports).
+capacity-cluster *ARGS: build
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis {{ARGS}}
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis --set topology.redis_shards=3 {{ARGS}}

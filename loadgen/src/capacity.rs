@@ -73,7 +73,11 @@ async fn sweep_one(
         .unwrap_or(scenario.population.players())
         .min(scenario.population.players());
     let step = sweep.step.unwrap_or((top / 10).max(1));
-    let label = format!("{replicas}x-{}", state_name(state));
+    let shards = scenario.topology.redis_shards;
+    let label = match state {
+        StateMode::Redis if shards > 1 => format!("{replicas}x-redis-{shards}-shards"),
+        _ => format!("{replicas}x-{}", state_name(state)),
+    };
     let mut config = Config {
         label: label.clone(),
         replicas,

@@ -38,6 +38,9 @@ pub struct TopologyInfo {
     pub balance: String,
     /// Redis as primary + replica + 3 Sentinels.
     pub sentinel: bool,
+    /// Masters of the Redis Cluster; 1: a single Redis.
+    #[serde(default = "one")]
+    pub redis_shards: u32,
     pub endpoints: Vec<String>,
 }
 
@@ -249,4 +252,9 @@ impl HistogramLog {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Serde default for counts that were 1 before they were recorded.
+fn one() -> u32 {
+    1
 }

@@ -588,6 +588,7 @@ impl Report {
                 persistence: kebab(&t.persistence),
                 balance: kebab(&t.balance),
                 sentinel: t.sentinel,
+                redis_shards: t.redis_shards,
                 endpoints,
             },
             machine: Machine::this(),

@@ -20,6 +20,7 @@ use tokio::process::{Child, Command};
 
 use nix::sys::signal::Signal;
 
+mod cluster;
 mod docker;
 
 use crate::proxy::{FaultProxy, LinkState};
@@ -113,9 +114,19 @@ pub struct Topology {
     links: Vec<(Target, FaultProxy)>,
     /// Ports of the Sentinels, when the topology has them.
     sentinels: Vec<u16>,
+    /// Ports of the Redis Cluster's masters, when the topology has one.
+    redis_cluster: Vec<u16>,
     /// The containers, for a docker topology.
     stack: Option<docker::Stack>,
     dir: PathBuf,
+}
+
+/// What a redis-server the topology starts is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RedisRole {
+    Primary,
+    ReplicaOf(u16),
+    ClusterNode,
 }
 
 pub fn loopback(port: u16) -> SocketAddr {
@@ -256,6 +267,7 @@ impl Topology {
             processes: Vec::new(),
             links: Vec::new(),
             sentinels: Vec::new(),
+            redis_cluster: Vec::new(),
             stack: None,
             dir: dir.to_owned(),
         }
@@ -307,8 +319,16 @@ impl Topology {
         spec: &scenario::Topology,
         links: &[Target],
     ) -> Result<(), TopologyError> {
-        if spec.state == StateMode::Redis {
-            self.start_redis(spec.persistence, "redis", None).await?;
+        if spec.state == StateMode::Redis && spec.redis_shards > 1 {
+            self.start_redis_cluster(spec.redis_shards, spec.persistence)
+                .await?;
+            self.versions.push((
+                "redis".into(),
+                version_of("redis-server", "--version").await,
+            ));
+        } else if spec.state == StateMode::Redis {
+            self.start_redis(spec.persistence, "redis", RedisRole::Primary)
+                .await?;
             if spec.sentinel {
                 self.start_sentinels(spec.persistence).await?;
             }
@@ -338,13 +358,13 @@ impl Topology {
         Ok(())
     }
 
-    /// Starts a redis-server named `name` (its data in `<dir>/<name>/`),
-    /// a replica of `primary` when given.
+    /// Starts a redis-server named `name` (its data in `<dir>/<name>/`)
+    /// in `role`.
     async fn start_redis(
         &mut self,
         persistence: Persistence,
         name: &str,
-        primary: Option<u16>,
+        role: RedisRole,
     ) -> Result<u16, TopologyError> {
         let port = free_port()?;
         let data = self.dir.join(name);
@@ -370,6 +390,14 @@ impl Topology {
                 .iter()
                 .map(|a| (*a).to_owned()),
         );
+        let primary = match role {
+            RedisRole::Primary => None,
+            RedisRole::ReplicaOf(primary) => Some(primary),
+            RedisRole::ClusterNode => {
+                args.extend(cluster::node_flags(free_port()?));
+                None
+            }
+        };
         if let Some(primary) = primary {
             args.extend([
                 "--replicaof".into(),
@@ -390,7 +418,7 @@ impl Topology {
             },
         };
         self.launch(name, launch).await?;
-        if primary.is_none() {
+        if role == RedisRole::Primary {
             self.redis_url = Some(format!("redis://127.0.0.1:{port}"));
         }
         Ok(port)
@@ -402,7 +430,7 @@ impl Topology {
         let primary = self.redis_port().ok_or_else(|| {
             TopologyError::External("Sentinel needs the primary started first".into())
         })?;
-        self.start_redis(persistence, "redis-replica", Some(primary))
+        self.start_redis(persistence, "redis-replica", RedisRole::ReplicaOf(primary))
             .await?;
         for i in 1..=3 {
             let port = free_port()?;
@@ -553,6 +581,13 @@ impl Topology {
                 sentinels.join(","),
                 "--redis-master".into(),
                 SENTINEL_MASTER.into(),
+            ]);
+        } else if !self.redis_cluster.is_empty() {
+            args.extend([
+                "--state".into(),
+                "redis".into(),
+                "--redis-cluster".into(),
+                cluster::addresses(&self.redis_cluster),
             ]);
         } else {
             match self.redis_url_for(i, links).await? {

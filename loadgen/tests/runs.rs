@@ -177,6 +177,31 @@ fn assigned_rooms_and_resuming_players_lose_nothing() {
 }
 
 #[test]
+fn a_redis_cluster_topology_spreads_rooms_and_loses_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("cluster");
+    let result = run_smoke(&dir, &["topology.redis_shards=3"]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let record = read_run(&dir);
+    assert_eq!(schema_errors(&record), Vec::<String>::new());
+    assert_eq!(record["topology"]["redis_shards"], 3);
+    assert_eq!(record["checker"]["lost"], 0);
+    assert_eq!(record["checker"]["duplicated"], 0);
+    assert!(record["checker"]["acked"].as_u64().unwrap() > 100);
+    // Every shard carried commands: the rooms spread over all three.
+    let processes = record["processes"].as_array().unwrap();
+    for shard in ["redis-1", "redis-2", "redis-3"] {
+        let p = processes.iter().find(|p| p["name"] == shard);
+        let ops = p.and_then(|p| p["ops_per_s_median"].as_f64());
+        assert!(ops.is_some_and(|o| o > 0.0), "{shard}: {p:?}");
+    }
+}
+
+#[test]
 fn a_topology_that_fails_halfway_stops_what_it_started() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("halfway");

@@ -73,6 +73,14 @@ pub struct Args {
     /// The master name the Sentinels monitor.
     #[arg(long, env = "TIERLAB_REDIS_MASTER", default_value = "tierlab")]
     pub redis_master: String,
+    /// Use this Redis Cluster (host:port of any nodes,…) instead of
+    /// --redis-url: rooms spread over its shards, fan-out by sharded pub/sub.
+    #[arg(long, env = "TIERLAB_REDIS_CLUSTER", value_delimiter = ',')]
+    pub redis_cluster: Vec<String>,
+    /// Acknowledge an act only once this many Redis replicas hold it (WAIT),
+    /// so a failover cannot lose acknowledged events. 0: do not wait.
+    #[arg(long, env = "TIERLAB_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
     #[arg(long, env = "TIERLAB_ASSIGN", value_enum, default_value_t = Assign::Self_)]
     pub assign: Assign,
     /// How long a disconnected player's seat and session survive.
@@ -144,6 +152,9 @@ pub struct Config {
     /// Sentinel addresses (`host:port`); empty: use `redis_url`.
     pub redis_sentinel: Vec<String>,
     pub redis_master: String,
+    /// Cluster node addresses (`host:port`); empty: not a cluster.
+    pub redis_cluster: Vec<String>,
+    pub redis_wait_replicas: u32,
     pub assign: Assign,
     pub session_ttl: Duration,
     pub room_ttl: Duration,
@@ -238,14 +249,22 @@ impl Config {
                 "--public-url must start with ws:// or wss://",
             )?;
         }
-        for sentinel in &args.redis_sentinel {
-            check(
-                sentinel
-                    .rsplit_once(':')
-                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok()),
-                "--redis-sentinel takes host:port,host:port,…",
-            )?;
-        }
+        let host_port = |a: &String| {
+            a.rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        };
+        check(
+            args.redis_sentinel.iter().all(host_port),
+            "--redis-sentinel takes host:port,host:port,…",
+        )?;
+        check(
+            args.redis_cluster.iter().all(host_port),
+            "--redis-cluster takes host:port,host:port,…",
+        )?;
+        check(
+            args.redis_cluster.is_empty() || args.redis_sentinel.is_empty(),
+            "--redis-cluster and --redis-sentinel cannot be used together",
+        )?;
         check(
             !args.redis_master.trim().is_empty(),
             "--redis-master must not be empty",
@@ -261,6 +280,8 @@ impl Config {
             redis_url: args.redis_url,
             redis_sentinel: args.redis_sentinel,
             redis_master: args.redis_master,
+            redis_cluster: args.redis_cluster,
+            redis_wait_replicas: args.redis_wait_replicas,
             assign: args.assign,
             session_ttl: args.session_ttl,
             room_ttl: args.room_ttl,
@@ -346,10 +367,24 @@ mod tests {
             ("--send-queue", "1", "--send-queue"),
             ("--public-url", "http://x", "--public-url"),
             ("--server-id", "a b", "--server-id"),
+            ("--redis-cluster", "127.0.0.1", "--redis-cluster"),
         ] {
             let err = Config::parse_from(["tierlab-server", flag, value]).expect_err(flag);
             assert!(err.to_string().contains(needle), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn a_cluster_and_sentinels_do_not_mix() {
+        let err = Config::parse_from([
+            "tierlab-server",
+            "--redis-cluster",
+            "127.0.0.1:7000,127.0.0.1:7001",
+            "--redis-sentinel",
+            "127.0.0.1:26379",
+        ])
+        .expect_err("both");
+        assert!(err.to_string().contains("cannot be used together"), "{err}");
     }
 
     #[test]

@@ -169,6 +169,8 @@ pub struct Bounds {
     pub redis: bool,
     pub lb: bool,
     pub sentinel: bool,
+    /// Masters of the Redis Cluster; 1 is a single Redis.
+    pub redis_shards: u32,
     pub topology: super::TopologyKind,
     pub max_duration: Duration,
 }
@@ -201,6 +203,12 @@ impl FaultSpec {
         }
         if matches!(target, Target::Redis | Target::ReplicaToRedis(_)) && !bounds.redis {
             return fail("the topology has no Redis (state = \"memory\")".into());
+        }
+        if matches!(target, Target::Redis | Target::ReplicaToRedis(_)) && bounds.redis_shards > 1 {
+            return fail(
+                "faults on Redis need a single Redis: the nodes of a Redis Cluster (redis_shards > 1) are not fault targets yet"
+                    .into(),
+            );
         }
         if target == Target::Lb && !bounds.lb {
             return fail("the topology has no load balancer (via is not \"lb\")".into());

@@ -120,6 +120,10 @@ pub struct Topology {
     /// follow Sentinel to whichever node is primary.
     #[serde(default)]
     pub sentinel: bool,
+    /// Masters of a Redis Cluster the replicas share (sharded pub/sub);
+    /// 1: a single Redis.
+    #[serde(default = "Topology::default_redis_shards")]
+    pub redis_shards: u32,
 }
 
 impl Topology {
@@ -140,6 +144,9 @@ impl Topology {
     }
     fn default_balance() -> Balance {
         Balance::Source
+    }
+    fn default_redis_shards() -> u32 {
+        1
     }
 }
 
@@ -590,6 +597,21 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
                 "topology.sentinel",
                 "Sentinel needs state = \"redis\"",
             )?;
+            check(
+                (1..=16).contains(&t.redis_shards),
+                "topology.redis_shards",
+                "must be 1 (a single Redis) to 16",
+            )?;
+            check(
+                t.redis_shards == 1 || (t.state == StateMode::Redis && !t.sentinel),
+                "topology.redis_shards",
+                "a Redis Cluster needs state = \"redis\" and no Sentinel",
+            )?;
+            check(
+                t.redis_shards == 1 || t.kind == TopologyKind::Local,
+                "topology.redis_shards",
+                "a Redis Cluster runs in the local topology only",
+            )?;
             if t.kind == TopologyKind::Docker {
                 check(
                     !t.sentinel,
@@ -770,6 +792,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         redis: t.state == StateMode::Redis,
         lb: t.via == Via::Lb,
         sentinel: t.sentinel,
+        redis_shards: t.redis_shards,
         topology: t.kind,
         max_duration: l.max_duration,
     };

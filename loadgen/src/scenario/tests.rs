@@ -278,3 +278,32 @@ fn docker_topologies_refuse_what_containers_cannot_do() {
         );
     }
 }
+
+#[test]
+fn a_redis_cluster_topology_refuses_what_it_cannot_do() {
+    let shards = |extra: &str| {
+        GOOD.replace(
+            "replicas = 2\n",
+            &format!("replicas = 2\nredis_shards = 3\n{extra}"),
+        )
+    };
+    let ok = parse(&shards("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.topology.redis_shards, 3);
+    assert_eq!(parse(GOOD).unwrap().topology.redis_shards, 1);
+    for (extra, expect) in [
+        ("sentinel = true\n", "no Sentinel"),
+        (
+            "kind = \"docker\"\nbalance = \"roundrobin\"\n",
+            "local topology only",
+        ),
+        ("state = \"memory\"\n", "topology."),
+    ] {
+        let err = error(&shards(extra));
+        assert!(err.contains(expect), "{extra}: {err}");
+    }
+    let err = error(&shards("").replace("redis_shards = 3", "redis_shards = 0"));
+    assert!(err.contains("topology.redis_shards"), "{err}");
+    let crash = "\n[[faults]]\nkind = \"crash\"\ntarget = \"redis\"\nat = \"1s\"\n";
+    let err = error(&format!("{}{crash}", shards("")));
+    assert!(err.contains("not fault targets yet"), "{err}");
+}

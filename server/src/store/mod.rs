@@ -6,6 +6,8 @@
 //! append, or hear appended elsewhere, into one [`BusMsg`] channel, so the
 //! fan-out path above them is the same code in both modes.
 
+mod bus;
+mod cluster;
 mod memory;
 mod primary;
 mod redis;

@@ -1,23 +1,22 @@
-//! The Redis store (tier 2). Every key of a room shares the hash tag
-//! `{room:CODE}` so the append script stays single-slot (and Redis Cluster
-//! ready). Appends are one Lua script: INCR the room's seq, XADD the event to
-//! the room's stream under ID `<seq>-1`, PUBLISH it — so the stream, the seq
-//! and the publish order can never disagree.
+//! The Redis store (tier 2 and 3). Every key of a room shares the hash tag
+//! `{room:CODE}` so the append script stays single-slot on a Redis Cluster.
+//! Appends are one Lua script: INCR the room's seq, XADD the event to the
+//! room's stream under ID `<seq>-1`, PUBLISH it (SPUBLISH on a cluster) — so
+//! the stream, the seq and the publish order can never disagree.
 //!
-//! The bus is one Pub/Sub connection per replica, subscribed to the channels of
-//! rooms with local members. It reconnects with backoff, resubscribes, pings to
-//! notice a frozen Redis, and reports `Reconnected` so the dispatcher re-reads
-//! every room's log for what Pub/Sub (at-most-once) may have dropped.
+//! Commands go to one primary (a URL, or whichever Sentinel names) or to a
+//! cluster; the bus that hears appends is `bus::Bus` or `cluster::ShardBus`.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
 
+use super::bus::Bus;
+use super::cluster::{self, ShardBus};
 use super::primary::Primary;
 use redis::{AsyncCommands, Client, Script};
 use serde::{Deserialize, Serialize};
@@ -31,17 +30,18 @@ use crate::config::Config;
 use crate::ids;
 use crate::metrics::Metrics;
 
-const SERVERS_KEY: &str = "tierlab:servers";
+// One hash tag for the registry, so its pipelines stay single-slot.
+const SERVERS_KEY: &str = "{tierlab}:servers";
 
 fn server_key(id: &str) -> String {
-    format!("tierlab:server:{id}")
+    format!("{{tierlab}}:server:{id}")
 }
 
 /// The keys of one room, all in one hash slot.
-struct RoomKeys(String);
+pub(super) struct RoomKeys(String);
 
 impl RoomKeys {
-    fn new(room: &str) -> RoomKeys {
+    pub(super) fn new(room: &str) -> RoomKeys {
         RoomKeys(format!("{{room:{room}}}"))
     }
     fn meta(&self) -> String {
@@ -59,9 +59,19 @@ impl RoomKeys {
     fn session(&self, token: &str) -> String {
         format!("{}:session:{token}", self.0)
     }
-    fn channel(&self) -> String {
+    pub(super) fn channel(&self) -> String {
         format!("{}:events", self.0)
     }
+}
+
+/// What a bus message on `channel` says, if it is one of ours.
+pub(super) fn bus_event(channel: &str, payload: &[u8]) -> Option<BusMsg> {
+    let room = room_of_channel(channel)?;
+    let event = parse_published(payload)?;
+    Some(BusMsg::Event {
+        room: room.to_owned(),
+        event,
+    })
 }
 
 /// The room a bus channel belongs to.
@@ -108,12 +118,12 @@ return {1, seq, redis.call('ZCARD', KEYS[2]), player}
 "#;
 
 const APPEND: &str = r#"
--- KEYS: meta seq log   ARGV: channel from id data ts_us maxlen room_ttl_ms
+-- KEYS: meta seq log   ARGV: channel from id data ts_us maxlen room_ttl_ms publish
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local s = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], s .. '-1',
   'f', ARGV[2], 'i', ARGV[3], 'd', ARGV[4], 't', ARGV[5])
-redis.call('PUBLISH', ARGV[1], s .. '\n' .. ARGV[5] .. '\n' .. ARGV[3] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4])
+redis.call(ARGV[8], ARGV[1], s .. '\n' .. ARGV[5] .. '\n' .. ARGV[3] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
@@ -182,12 +192,94 @@ struct Settings {
     heartbeat: Duration,
 }
 
+/// Where commands go.
+enum Commands {
+    /// One primary; replaced when Sentinel names a new one.
+    Primary(std::sync::RwLock<ConnectionManager>),
+    Cluster(ClusterConnection),
+}
+
+/// A handle for one operation; both kinds are cheap clones of a multiplexed
+/// connection.
+#[derive(Clone)]
+enum Conn {
+    Primary(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Primary(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Primary(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Primary(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The bus that hears appends: channels on one primary, or shard channels.
+enum BusLink {
+    Primary(Arc<Bus>),
+    Cluster(Arc<ShardBus>),
+}
+
+impl BusLink {
+    async fn subscribe(&self, room: &str, timeout: Duration) -> Result<(), StoreError> {
+        match self {
+            BusLink::Primary(bus) => bus.subscribe(room, timeout).await,
+            BusLink::Cluster(bus) => bus.subscribe(room, timeout).await,
+        }
+    }
+
+    async fn unsubscribe(
+        &self,
+        room: &str,
+        abandoned: &(dyn Fn() -> bool + Send + Sync),
+        timeout: Duration,
+    ) {
+        match self {
+            BusLink::Primary(bus) => bus.unsubscribe(room, abandoned, timeout).await,
+            BusLink::Cluster(bus) => bus.unsubscribe(room, abandoned, timeout).await,
+        }
+    }
+
+    fn subscribed(&self) -> bool {
+        match self {
+            BusLink::Primary(bus) => bus.subscribed.load(Ordering::Relaxed),
+            BusLink::Cluster(bus) => bus.subscribed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 pub struct RedisStore {
-    /// Commands go here; replaced when Sentinel names a new primary.
-    conn: std::sync::RwLock<ConnectionManager>,
+    commands: Commands,
     settings: Settings,
     metrics: Arc<Metrics>,
-    bus: Arc<Bus>,
+    bus: BusLink,
+    /// `PUBLISH`, or `SPUBLISH` on a cluster.
+    publish: &'static str,
+    wait_replicas: u32,
     join: Script,
     resume: Script,
     append: Script,
@@ -211,19 +303,6 @@ impl RedisStore {
         bus_tx: BusSender,
         shutdown: CancellationToken,
     ) -> Result<RedisStore, StoreError> {
-        let primary = Arc::new(if config.redis_sentinel.is_empty() {
-            Primary::fixed(&config.redis_url)?
-        } else {
-            Primary::sentinel(&config.redis_sentinel, &config.redis_master)?
-        });
-        let client = first_primary(&primary, config.redis_timeout).await?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.redis_timeout))
-            .set_response_timeout(Some(config.redis_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config.clone())
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let settings = Settings {
             session_ttl_ms: config.session_ttl.as_millis() as u64,
             room_ttl_ms: config.room_ttl.as_millis() as u64,
@@ -231,18 +310,33 @@ impl RedisStore {
             timeout: config.redis_timeout,
             heartbeat: config.heartbeat,
         };
-        let bus = Arc::new(Bus::new(Arc::clone(&primary)));
-        tokio::spawn(Arc::clone(&bus).run(
-            bus_tx,
-            settings.timeout,
-            settings.heartbeat,
-            shutdown.clone(),
-        ));
+        let (timeout, heartbeat) = (settings.timeout, settings.heartbeat);
+        let (commands, bus, publish) = if config.redis_cluster.is_empty() {
+            let primary = Arc::new(if config.redis_sentinel.is_empty() {
+                Primary::fixed(&config.redis_url)?
+            } else {
+                Primary::sentinel(&config.redis_sentinel, &config.redis_master)?
+            });
+            let client = first_primary(&primary, timeout).await?;
+            let conn = ConnectionManager::new_lazy_with_config(client, manager_config(timeout))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let bus = Arc::new(Bus::new(primary));
+            tokio::spawn(Arc::clone(&bus).run(bus_tx, timeout, heartbeat, shutdown));
+            let commands = Commands::Primary(std::sync::RwLock::new(conn));
+            (commands, BusLink::Primary(bus), "PUBLISH")
+        } else {
+            let (conn, pushes) = cluster::connect(&config.redis_cluster, timeout).await?;
+            let bus = Arc::new(ShardBus::new(conn.clone()));
+            tokio::spawn(Arc::clone(&bus).run(pushes, bus_tx, timeout, heartbeat, shutdown));
+            (Commands::Cluster(conn), BusLink::Cluster(bus), "SPUBLISH")
+        };
         let store = RedisStore {
-            conn: std::sync::RwLock::new(conn),
+            commands,
             settings,
             metrics,
             bus,
+            publish,
+            wait_replicas: config.redis_wait_replicas,
             join: Script::new(JOIN),
             resume: Script::new(RESUME),
             append: Script::new(APPEND),
@@ -254,15 +348,15 @@ impl RedisStore {
     /// Follows Sentinel: asks it for the primary every `every`, and moves
     /// commands to a new one as soon as it is named. Only for Sentinel mode.
     pub fn follow_sentinel(self: &Arc<Self>, config: &Config, shutdown: CancellationToken) {
-        let Some(mut changes) = self.bus.primary.changes() else {
+        let BusLink::Primary(bus) = &self.bus else {
             return;
         };
+        let Some(mut changes) = bus.primary.changes() else {
+            return;
+        };
+        let bus = Arc::clone(bus);
         let store = Arc::downgrade(self);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.redis_timeout))
-            .set_response_timeout(Some(config.redis_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
+        let manager_config = manager_config(config.redis_timeout);
         let every = SENTINEL_POLL;
         let timeout = config.redis_timeout;
         tokio::spawn(async move {
@@ -273,22 +367,23 @@ impl RedisStore {
                     _ = tokio::time::sleep(every) => {}
                 }
                 let Some(store) = store.upgrade() else { return };
-                if let Err(e) = store.bus.primary.client(timeout).await {
+                if let Err(e) = bus.primary.client(timeout).await {
                     tracing::debug!(error = %e, "Sentinel poll failed");
                 }
                 if changes.has_changed().unwrap_or(false) {
                     changes.mark_unchanged();
-                    if let Some(client) = store.bus.primary.last() {
+                    if let Some(client) = bus.primary.last() {
                         match ConnectionManager::new_lazy_with_config(
                             client,
                             manager_config.clone(),
                         ) {
                             Ok(conn) => {
-                                *store
-                                    .conn
-                                    .write()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
-                                store.bus.switch.notify_one();
+                                if let Commands::Primary(current) = &store.commands {
+                                    *current
+                                        .write()
+                                        .unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+                                }
+                                bus.switch.notify_one();
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot reach the new primary"),
                         }
@@ -320,12 +415,56 @@ impl RedisStore {
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
-        self.conn
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    fn conn(&self) -> Conn {
+        match &self.commands {
+            Commands::Primary(current) => Conn::Primary(
+                current
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
+            ),
+            Commands::Cluster(conn) => Conn::Cluster(conn.clone()),
+        }
     }
+
+    /// Waits until `wait_replicas` Redis replicas hold what this replica
+    /// wrote to `key`'s primary, so a failover cannot take it back.
+    async fn replicated(&self, key: &str) -> Result<(), StoreError> {
+        let want = self.wait_replicas;
+        let timeout = self.settings.timeout / 2;
+        let got: i64 = self
+            .timed("wait", async {
+                match self.conn() {
+                    Conn::Primary(mut conn) => {
+                        redis::cmd("WAIT")
+                            .arg(want)
+                            .arg(timeout.as_millis() as u64)
+                            .query_async(&mut conn)
+                            .await
+                    }
+                    Conn::Cluster(mut conn) => {
+                        let (wait, route) = cluster::wait_on_owner(key, want, timeout);
+                        let reply = conn.route_command(wait, route).await?;
+                        redis::from_redis_value(reply).map_err(redis::RedisError::from)
+                    }
+                }
+            })
+            .await?;
+        if got < i64::from(want) {
+            return Err(StoreError::Unavailable(format!(
+                "only {got} of {want} Redis replicas confirmed the write"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500))
 }
 
 #[async_trait]
@@ -462,9 +601,11 @@ impl Store for RedisStore {
             return Ok(());
         }
         let expires = now_ms() + self.settings.session_ttl_ms;
-        let mut pipe = redis::pipe();
+        // One pipeline per room: on a cluster, a pipeline must stay in one slot.
+        let mut rooms: std::collections::HashMap<&str, redis::Pipeline> = Default::default();
         for seat in seats {
             let keys = RoomKeys::new(&seat.room);
+            let pipe = rooms.entry(seat.room.as_str()).or_insert_with(redis::pipe);
             // XX: a seat given up (leave) or already expired is not brought back.
             pipe.cmd("ZADD")
                 .arg(keys.members())
@@ -478,10 +619,15 @@ impl Store for RedisStore {
                 )
                 .ignore();
         }
-        self.timed("refresh", async {
-            pipe.query_async::<()>(&mut self.conn()).await
-        })
-        .await
+        let sent = rooms.values().map(|pipe| {
+            self.timed("refresh", async move {
+                pipe.query_async::<()>(&mut self.conn()).await
+            })
+        });
+        futures_util::future::join_all(sent)
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn append(
@@ -502,13 +648,18 @@ impl Store for RedisStore {
             .arg(data.get())
             .arg(super::now_us())
             .arg(self.settings.log_max_len)
-            .arg(self.settings.room_ttl_ms);
+            .arg(self.settings.room_ttl_ms)
+            .arg(self.publish);
         let seq: i64 = self
             .timed("append", async {
                 call.invoke_async(&mut self.conn()).await
             })
             .await?;
-        u64::try_from(seq).map_err(|_| StoreError::UnknownRoom)
+        let seq = u64::try_from(seq).map_err(|_| StoreError::UnknownRoom)?;
+        if self.wait_replicas > 0 {
+            self.replicated(&keys.seq()).await?;
+        }
+        Ok(seq)
     }
 
     async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<LoggedEvent>, StoreError> {
@@ -643,7 +794,7 @@ impl Store for RedisStore {
             .await;
         StoreHealth {
             ping: ping.ok().map(|_| started.elapsed()),
-            subscribed: self.bus.subscribed.load(Ordering::Relaxed),
+            subscribed: self.bus.subscribed(),
         }
     }
 }
@@ -668,186 +819,6 @@ async fn first_primary(primary: &Primary, timeout: Duration) -> Result<Client, S
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    }
-}
-
-/// The replica's Pub/Sub connection and the set of channels it should hold.
-struct Bus {
-    primary: Arc<Primary>,
-    /// Notified when Sentinel names a new primary: the connection moves.
-    switch: tokio::sync::Notify,
-    /// Rooms to be subscribed; what a reconnect restores.
-    wanted: Mutex<HashSet<String>>,
-    /// The live connection's sink; `None` while disconnected. The async lock
-    /// also orders SUBSCRIBE/UNSUBSCRIBE of one room.
-    sink: tokio::sync::Mutex<Option<PubSubSink>>,
-    subscribed: AtomicBool,
-}
-
-const BUS_MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-impl Bus {
-    fn new(primary: Arc<Primary>) -> Bus {
-        Bus {
-            primary,
-            switch: tokio::sync::Notify::new(),
-            wanted: Mutex::new(HashSet::new()),
-            sink: tokio::sync::Mutex::new(None),
-            subscribed: AtomicBool::new(false),
-        }
-    }
-
-    fn wanted(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.wanted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    async fn subscribe(&self, room: &str, timeout: Duration) -> Result<(), StoreError> {
-        // `wanted` changes only under the sink lock, so a subscribe and an
-        // unsubscribe of one room are ordered the same way in both places.
-        let mut sink = self.sink.lock().await;
-        self.wanted().insert(room.to_owned());
-        let Some(live) = sink.as_mut() else {
-            return Err(StoreError::Unavailable("pub/sub is reconnecting".into()));
-        };
-        match tokio::time::timeout(timeout, live.subscribe(RoomKeys::new(room).channel())).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("subscribe: {e}"))),
-            Err(_) => Err(StoreError::Unavailable("subscribe: timed out".into())),
-        }
-    }
-
-    async fn unsubscribe(
-        &self,
-        room: &str,
-        abandoned: &(dyn Fn() -> bool + Send + Sync),
-        timeout: Duration,
-    ) {
-        let mut sink = self.sink.lock().await;
-        // Checked under the lock: a join that re-created the room's feed has
-        // either already subscribed (and we must not undo it) or will
-        // subscribe after us.
-        if !abandoned() {
-            return;
-        }
-        self.wanted().remove(room);
-        if let Some(live) = sink.as_mut() {
-            // A failure here only leaves a channel we ignore; the next
-            // reconnect drops it.
-            let _ = tokio::time::timeout(timeout, live.unsubscribe(RoomKeys::new(room).channel()))
-                .await;
-        }
-    }
-
-    async fn run(
-        self: Arc<Bus>,
-        bus: BusSender,
-        timeout: Duration,
-        ping_every: Duration,
-        shutdown: CancellationToken,
-    ) {
-        let mut backoff = Duration::from_millis(50);
-        while !shutdown.is_cancelled() {
-            match self.connect(timeout).await {
-                Ok(stream) => {
-                    backoff = Duration::from_millis(50);
-                    if bus.send(BusMsg::Reconnected).is_err() {
-                        return;
-                    }
-                    self.pump(stream, &bus, timeout, ping_every, &shutdown)
-                        .await;
-                    self.subscribed.store(false, Ordering::Relaxed);
-                    *self.sink.lock().await = None;
-                    tracing::warn!("pub/sub connection lost; reconnecting");
-                }
-                Err(e) => tracing::debug!(error = %e, "pub/sub connect failed"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(BUS_MAX_BACKOFF);
-        }
-    }
-
-    /// Connects, restores every wanted subscription and installs the sink.
-    async fn connect(&self, timeout: Duration) -> Result<redis::aio::PubSubStream, String> {
-        let client = self.primary.client(timeout).await?;
-        let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let (mut sink, stream) = pubsub.split();
-        let mut installed = self.sink.lock().await;
-        let channels: Vec<String> = self
-            .wanted()
-            .iter()
-            .map(|r| RoomKeys::new(r).channel())
-            .collect();
-        for chunk in channels.chunks(512) {
-            tokio::time::timeout(timeout * 4, sink.subscribe(chunk))
-                .await
-                .map_err(|_| "resubscribe timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
-        }
-        *installed = Some(sink);
-        self.subscribed.store(true, Ordering::Relaxed);
-        Ok(stream)
-    }
-
-    /// Forwards messages until the connection drops, stops answering pings,
-    /// or the replica shuts down.
-    async fn pump(
-        &self,
-        mut stream: redis::aio::PubSubStream,
-        bus: &BusSender,
-        timeout: Duration,
-        ping_every: Duration,
-        shutdown: &CancellationToken,
-    ) {
-        let mut ping = tokio::time::interval(ping_every);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.switch.notified() => {
-                    tracing::warn!("the Redis primary moved; reconnecting pub/sub");
-                    return;
-                }
-                message = stream.next() => {
-                    let Some(message) = message else { return };
-                    let parsed = room_of_channel(message.get_channel_name())
-                        .zip(parse_published(message.get_payload_bytes()));
-                    match parsed {
-                        Some((room, event)) => {
-                            if bus.send(BusMsg::Event { room: room.to_owned(), event }).is_err() {
-                                return;
-                            }
-                        }
-                        None => tracing::warn!(channel = message.get_channel_name(), "unreadable bus message"),
-                    }
-                }
-                _ = ping.tick() => {
-                    if !self.ping(timeout).await {
-                        tracing::warn!("pub/sub ping unanswered; dropping the connection");
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn ping(&self, timeout: Duration) -> bool {
-        let mut sink = self.sink.lock().await;
-        let Some(live) = sink.as_mut() else {
-            return false;
-        };
-        // A subscribed connection answers PING with ["pong", ""], not +PONG.
-        matches!(
-            tokio::time::timeout(timeout, live.ping::<redis::Value>()).await,
-            Ok(Ok(_))
-        )
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod docker;
+pub mod redis_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
