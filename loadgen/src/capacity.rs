@@ -95,6 +95,7 @@ async fn sweep_one(
             interrupt: options.interrupt.clone(),
             shard: None,
             start_at: None,
+            rooms_file: None,
         };
         if !options.quiet {
             eprintln!("capacity {label}: {players} players");

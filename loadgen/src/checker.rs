@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A set of u64 as sorted, disjoint, non-adjacent inclusive ranges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct RangeSet {
     ranges: Vec<(u64, u64)>,
 }
@@ -114,7 +115,7 @@ impl RangeSet {
 }
 
 /// What one member saw of its room while it held its seat.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MemberRecord {
     pub room: String,
     pub player: String,
@@ -214,6 +215,43 @@ fn spread(lost: &RangeSet, marks: &[(u64, u64)], into: &mut BTreeMap<u64, u64>) 
 }
 
 const MAX_FINDINGS: usize = 100;
+
+/// Everything the checker judges. A worker of a sharded run writes its own
+/// (`checker.json`) so that `tierlab merge` can judge every worker's acks
+/// against every worker's members — the only exact verdict when a room's
+/// senders and members are on different workers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Facts {
+    pub acked: HashMap<String, RangeSet>,
+    pub clock: AckClock,
+    pub members: Vec<MemberRecord>,
+}
+
+impl Facts {
+    pub fn check(&self) -> Verdict {
+        check(&self.acked, &self.clock, &self.members)
+    }
+
+    /// Adds another worker's facts, its ack clock moved `shift` seconds
+    /// later (its start relative to the merged run's).
+    pub fn absorb(&mut self, other: Facts, shift: u64) {
+        for (room, acks) in other.acked {
+            self.acked.entry(room).or_default().extend(&acks);
+        }
+        for (room, marks) in other.clock {
+            let merged = self.clock.entry(room).or_default();
+            merged.extend(marks.into_iter().map(|(high, t)| (high, t + shift)));
+            merged.sort_by_key(|&(high, t)| (t, high));
+            // Marks are "highest seq acked so far": keep them rising.
+            let mut high_so_far = 0;
+            for mark in merged.iter_mut() {
+                high_so_far = high_so_far.max(mark.0);
+                mark.0 = high_so_far;
+            }
+        }
+        self.members.extend(other.members);
+    }
+}
 
 /// Checks every member against the acks of its room.
 pub fn check(

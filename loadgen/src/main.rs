@@ -50,6 +50,10 @@ enum Command {
         /// Begin at this moment (unix seconds), so workers start together.
         #[arg(long, value_name = "UNIX_SECONDS")]
         start_at: Option<f64>,
+        /// Cross-worker rooms (population.cross_worker): the file through
+        /// which worker 0 hands its room codes to the others (a shared path).
+        #[arg(long, value_name = "FILE")]
+        rooms: Option<PathBuf>,
     },
     /// Add the run directories of a sharded run's workers into one run.
     Merge {
@@ -205,6 +209,7 @@ fn main() -> ExitCode {
             set,
             shard,
             start_at,
+            rooms,
         } => {
             let scenario = match Scenario::load(&scenario, &set) {
                 Ok(s) => s,
@@ -232,6 +237,7 @@ fn main() -> ExitCode {
                 start_at: start_at.map(|s| {
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s.max(0.0))
                 }),
+                rooms_file: rooms,
             };
             let mut stdout = reserve_stdout();
             match runtime.block_on(run::run(&scenario, &options)) {

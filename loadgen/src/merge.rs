@@ -1,10 +1,12 @@
 //! `tierlab merge DIR... --out DIR`: adds the run directories of a sharded
 //! run's workers (shard.rs) into one run. Latencies are added as HDR
 //! histograms from each worker's `latency.hlog` — whole-run and per second,
-//! aligned on the wall clock — never averaged percentiles; counts and the
-//! checker's totals are sums (exact, because a room never spans workers);
-//! the SLOs are judged again on the sums. A merged run can be merged again,
-//! so merging is associative.
+//! aligned on the wall clock — never averaged percentiles; counts are sums.
+//! The checker judges again, over every worker's acks and members together
+//! (each worker's `checker.json`), which is what makes cross-worker rooms
+//! exact; runs without those facts (rooms whole on one worker) add their
+//! checker totals instead. The SLOs are judged again on the sums. A merged
+//! run can be merged again, so merging is associative.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,9 @@ use hdrhistogram::Histogram;
 use tierlab_reports::run::Percentiles;
 use tierlab_reports::spectrum::{add_to, read_log};
 
+use crate::checker::Facts;
 use crate::record::{self, HistogramLog, RunRecord};
+use crate::run::CHECKER_FACTS;
 use crate::scenario::Scenario;
 use crate::shard::ShardInfo;
 use crate::stats::{Second, Window, LATENCIES};
@@ -38,6 +42,8 @@ struct Part {
     record: RunRecord,
     started: f64,
     intervals: Vec<(u64, String, Histogram<u64>)>,
+    /// What its checker judged (`checker.json`), when it wrote it.
+    facts: Option<Facts>,
 }
 
 fn read_part(dir: &Path) -> Result<Part, MergeError> {
@@ -57,10 +63,19 @@ fn read_part(dir: &Path) -> Result<Part, MergeError> {
         .into_iter()
         .map(|i| (i.start.round().max(0.0) as u64, i.tag, i.histogram))
         .collect();
+    let facts_file = dir.join(CHECKER_FACTS);
+    let facts = match std::fs::read(&facts_file) {
+        Ok(bytes) => {
+            Some(serde_json::from_slice(&bytes).map_err(|e| input(&facts_file, e.to_string()))?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(input(&facts_file, e.to_string())),
+    };
     Ok(Part {
         record,
         started: unix(started),
         intervals,
+        facts,
     })
 }
 
@@ -102,8 +117,10 @@ fn slices(parts: &[Part]) -> Result<ShardInfo, MergeError> {
             merged.indices.push(*index);
         }
         merged.start_skew_ms.extend(shard.start_skew_ms.clone());
+        merged.delivery_ms.extend(shard.delivery_ms.clone());
     }
     merged.indices.sort_unstable();
+    merged.estimate_skew();
     Ok(merged)
 }
 
@@ -121,7 +138,12 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
         .iter()
         .map(|p| p.started)
         .fold(f64::INFINITY, f64::min);
-    let (record, seconds) = merge(&parts, shard, base)?;
+    let (mut record, seconds) = merge(&parts, shard, base)?;
+    let facts = all_facts(&parts, base);
+    if let Some(facts) = &facts {
+        record.checker = facts.check();
+        rejudge(&mut record);
+    }
     let write = |source| MergeError::Write {
         path: out.to_owned(),
         source,
@@ -134,7 +156,32 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
         hlog.append(window, start, Duration::from_secs(1))
             .map_err(write)?;
     }
+    if let Some(facts) = &facts {
+        let file = std::fs::File::create(out.join(CHECKER_FACTS)).map_err(write)?;
+        serde_json::to_writer(std::io::BufWriter::new(file), facts).map_err(|e| write(e.into()))?;
+    }
     record::write_json(out, &record).map_err(write)
+}
+
+/// Every worker's checker facts together, if every worker wrote them.
+fn all_facts(parts: &[Part], base: f64) -> Option<Facts> {
+    let mut merged = Facts::default();
+    for part in parts {
+        merged.absorb(part.facts.clone()?, offset(part, base));
+    }
+    Some(merged)
+}
+
+fn rejudge(record: &mut RunRecord) {
+    if let Ok(scenario) =
+        Scenario::parse(Path::new(&record.scenario.path), &record.scenario.text, &[])
+    {
+        record.slo = scenario
+            .slo
+            .iter()
+            .map(|slo| crate::run::judge(slo, record))
+            .collect();
+    }
 }
 
 /// Per second since `base`, every metric's histogram.
@@ -185,15 +232,7 @@ fn merge(parts: &[Part], shard: ShardInfo, base: f64) -> Result<(RunRecord, Seco
         .sum();
     record.generator.rss_mib = parts.iter().map(|p| p.record.generator.rss_mib).sum();
     record.generator.saturated = parts.iter().any(|p| p.record.generator.saturated);
-    if let Ok(scenario) =
-        Scenario::parse(Path::new(&record.scenario.path), &record.scenario.text, &[])
-    {
-        record.slo = scenario
-            .slo
-            .iter()
-            .map(|slo| crate::run::judge(slo, &record))
-            .collect();
-    }
+    rejudge(&mut record);
     Ok((record, seconds))
 }
 

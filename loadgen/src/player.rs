@@ -51,6 +51,13 @@ pub struct Arena {
     /// Replicas a player tries in turn when its own is unreachable (empty
     /// when players go through the load balancer, which does that itself).
     pub fallbacks: Vec<Arc<str>>,
+    /// The wall clock at `started`, µs since the Unix epoch: acts carry
+    /// wall-clock stamps, so a member on another worker (another machine)
+    /// can time them too.
+    epoch_us: u64,
+    /// This worker's slice, stamped into acts so members can tell deliveries
+    /// from each worker apart (clock skew between workers shows there).
+    pub worker: Option<u32>,
 }
 
 impl Arena {
@@ -67,6 +74,10 @@ impl Arena {
             name_prefix,
             quiesce: CancellationToken::new(),
             fallbacks: Vec::new(),
+            epoch_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+            worker: None,
         }
     }
 
@@ -198,7 +209,11 @@ async fn await_joined(ws: &mut Socket) -> Result<(String, String, u64), &'static
 /// The `t` a sender put in `data`.
 #[derive(Deserialize)]
 struct Stamp {
+    /// When the act was meant to be sent, µs since the Unix epoch.
     t: u64,
+    /// The sending worker's slice, in a sharded run.
+    #[serde(default)]
+    w: Option<u32>,
 }
 
 /// A seat as the player holds it.
@@ -496,10 +511,17 @@ impl Player {
     async fn act(&mut self, held: &mut Held, intended: u64) -> bool {
         self.next_id += 1;
         let id = self.next_id;
-        let json = format!(
-            r#"{{"t":{intended},"p":{},"pad":"{}"}}"#,
-            self.seat.index, self.arena.pad
-        );
+        let sent = self.arena.epoch_us + intended;
+        let json = match self.arena.worker {
+            Some(w) => format!(
+                r#"{{"t":{sent},"w":{w},"p":{},"pad":"{}"}}"#,
+                self.seat.index, self.arena.pad
+            ),
+            None => format!(
+                r#"{{"t":{sent},"p":{},"pad":"{}"}}"#,
+                self.seat.index, self.arena.pad
+            ),
+        };
         let Ok(data) = Data::from_json(json) else {
             return true;
         };
@@ -515,8 +537,11 @@ impl Player {
             Ok(ServerFrame::Event(event)) => {
                 held.record.saw(event.seq);
                 if let Ok(stamp) = serde_json::from_str::<Stamp>(event.data.get()) {
+                    // Signed: on another worker's clock it may come out negative.
+                    let one_way = (self.arena.epoch_us + now) as i64 - stamp.t as i64;
                     self.arena.report(Sample::Delivery {
-                        us: now.saturating_sub(stamp.t),
+                        us: one_way.max(0) as u64,
+                        from: stamp.w.map(|w| (w, one_way)),
                     });
                 }
             }

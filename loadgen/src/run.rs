@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checker::{self, AckClock, RangeSet, Verdict};
+use crate::checker::{self, Verdict};
 use crate::drill::{self, FaultEvent};
 use crate::http::{self, HttpRecord, Traffic};
 use crate::player::{self, Arena, Seat};
@@ -34,6 +34,8 @@ use crate::usage::CpuClock;
 const SPAWN_TICK: Duration = Duration::from_millis(50);
 /// Rooms created concurrently over WebSocket during set-up.
 const CREATE_CONCURRENCY: usize = 32;
+/// A sharded worker's checker facts, next to its run.json.
+pub(crate) const CHECKER_FACTS: &str = "checker.json";
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -45,6 +47,9 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Start the load at this moment (`--start-at`), to line workers up.
     pub start_at: Option<SystemTime>,
+    /// Where the rooms of a cross-worker sharded run are shared (`--rooms`):
+    /// worker 0 creates them and writes this file; the others read it.
+    pub rooms_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,19 +119,19 @@ pub async fn run(
 /// What the record says of this worker's slice; the skew is how late it
 /// began after `start_at`.
 fn shard_info(shard: Shard, start_at: Option<SystemTime>, started: SystemTime) -> ShardInfo {
-    let unix = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    };
     let start_skew_ms = start_at
-        .map(|at| (shard.index.to_string(), (unix(started) - unix(at)) * 1000.0))
+        .map(|at| {
+            let late = unix_seconds(started) - unix_seconds(at);
+            (shard.index.to_string(), late * 1000.0)
+        })
         .into_iter()
         .collect();
     ShardInfo {
         indices: vec![shard.index],
         count: shard.count,
-        start_at: start_at.map(unix),
+        start_at: start_at.map(unix_seconds),
         start_skew_ms,
+        ..ShardInfo::default()
     }
 }
 
@@ -152,7 +157,7 @@ async fn drive(
     dir: &Path,
     (started_at, shard): (SystemTime, Option<ShardInfo>),
 ) -> Result<Outcome, RunError> {
-    let (rooms, setup_http) = create_rooms(scenario, topology).await.map_err(|e| {
+    let (rooms, setup_http) = rooms_for(scenario, topology, options).await.map_err(|e| {
         if options.interrupt.is_cancelled() {
             RunError::Interrupted
         } else {
@@ -165,6 +170,7 @@ async fn drive(
         samples,
         scenario.population.name_prefix.clone(),
     );
+    arena.worker = options.shard.map(|s| s.index);
     if scenario.topology.via != Via::Lb {
         arena.fallbacks = topology
             .replicas
@@ -238,6 +244,55 @@ async fn drive(
     report
         .finish(ending)
         .map_err(|e| RunError::Failed(format!("writing {}: {e}", dir.display())))
+}
+
+/// The run's rooms: created here, except on the workers of a cross-worker
+/// sharded run other than 0, which take the ones worker 0 created.
+async fn rooms_for(
+    scenario: &Scenario,
+    topology: &Topology,
+    options: &RunOptions,
+) -> Result<(Vec<RoomSlot>, HttpRecord), RunError> {
+    let Some(shard) = options
+        .shard
+        .filter(|s| s.count > 1 && scenario.population.cross_worker)
+    else {
+        return create_rooms(scenario, topology).await;
+    };
+    let file = options.rooms_file.as_deref().ok_or_else(|| {
+        RunError::Start(
+            "cross-worker rooms (population.cross_worker) need --rooms FILE, a path every worker shares".into(),
+        )
+    })?;
+    let start_at = options.start_at.map(unix_seconds);
+    if shard.index > 0 {
+        let shared = crate::shard::take_rooms(file, start_at, &options.interrupt)
+            .await
+            .map_err(RunError::Start)?;
+        let rooms = shared
+            .into_iter()
+            .map(|r| RoomSlot {
+                code: r.code.into(),
+                ws_url: r.ws_url.map(Into::into),
+            })
+            .collect();
+        return Ok((rooms, HttpRecord::new()));
+    }
+    let (rooms, figures) = create_rooms(scenario, topology).await?;
+    let shared = rooms
+        .iter()
+        .map(|r| crate::shard::SharedRoom {
+            code: r.code.to_string(),
+            ws_url: r.ws_url.as_deref().map(str::to_owned),
+        })
+        .collect();
+    crate::shard::hand_out_rooms(file, start_at, shared).map_err(RunError::Start)?;
+    Ok((rooms, figures))
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Creates every room: through goose posting to `/api/rooms`, or over
@@ -737,9 +792,21 @@ impl Report {
             eprintln!();
         }
         // Players number rooms; the checker speaks in room codes.
-        let acked: HashMap<String, RangeSet> = by_code(&self.rooms, ledger.acked);
-        let clock: AckClock = by_code(&self.rooms, ledger.ack_clock);
-        self.record.checker = checker::check(&acked, &clock, &ledger.members);
+        let facts = checker::Facts {
+            acked: by_code(&self.rooms, ledger.acked),
+            clock: by_code(&self.rooms, ledger.ack_clock),
+            members: ledger.members,
+        };
+        self.record.checker = facts.check();
+        if let Some(shard) = &mut self.record.shard {
+            let me = shard.indices.first().copied().unwrap_or(0);
+            shard.add_deliveries(me, &ledger.from_worker);
+        }
+        if self.record.shard.is_some() {
+            // For `tierlab merge`: every worker's acks against every member.
+            let file = std::fs::File::create(self.dir.join(CHECKER_FACTS))?;
+            serde_json::to_writer(std::io::BufWriter::new(file), &facts)?;
+        }
         self.judge_faults();
         self.record.slo = self
             .slo

@@ -1,12 +1,16 @@
 //! Load generation in slices: `tierlab run … --shard I/N` runs slice I of N
-//! of a scenario's population — every Nth room, starting at room I, whole
-//! (a room's members are never split over workers, so each worker's checker
-//! sees every member of its rooms) — against one shared system, and
-//! `--start-at` lines the workers' clocks up. `tierlab merge` (merge.rs)
-//! adds the slices back into one run.
+//! of a scenario's population against one shared system, and `--start-at`
+//! lines the workers' clocks up. A slice is every Nth room, starting at room
+//! I, whole — or, with `population.cross_worker`, every room with every Nth
+//! member, so a room's senders and members sit on different workers; then
+//! worker 0 creates the rooms and hands their codes to the others through
+//! `--rooms FILE`. `tierlab merge` (merge.rs) adds the slices back into one
+//! run.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +49,64 @@ pub struct ShardInfo {
     /// Per slice, how late its worker began after `start_at` (ms): clock
     /// skew between the machines plus start-up.
     pub start_skew_ms: BTreeMap<String, f64>,
+    /// Cross-worker rooms: the median one-way delivery (ms) of events sent
+    /// on worker I and received on worker J, keyed `I->J`, each end timed
+    /// on its own clock.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delivery_ms: BTreeMap<String, f64>,
+    /// Worker J's clock against worker I's, keyed `I-J` (ms, J ahead when
+    /// positive), where deliveries went both ways: the network's share of
+    /// the two directions cancels if it is symmetric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clock_skew_ms: BTreeMap<String, f64>,
+}
+
+impl ShardInfo {
+    /// Records what worker `me` measured of deliveries from each worker
+    /// (signed one-way µs), and estimates the skew again.
+    pub fn add_deliveries(&mut self, me: u32, from_worker: &BTreeMap<u32, Vec<i64>>) {
+        for (from, samples) in from_worker {
+            if let Some(median) = median_us(samples) {
+                self.delivery_ms
+                    .insert(format!("{from}->{me}"), median / 1000.0);
+            }
+        }
+        self.estimate_skew();
+    }
+
+    /// `clock_skew_ms` from `delivery_ms`: (d(I→J) − d(J→I)) / 2.
+    pub fn estimate_skew(&mut self) {
+        self.clock_skew_ms.clear();
+        for (pair, there) in &self.delivery_ms {
+            let Some((i, j)) = pair.split_once("->") else {
+                continue;
+            };
+            let (Ok(a), Ok(b)) = (i.parse::<u32>(), j.parse::<u32>()) else {
+                continue;
+            };
+            if a >= b {
+                continue;
+            }
+            if let Some(back) = self.delivery_ms.get(&format!("{b}->{a}")) {
+                self.clock_skew_ms
+                    .insert(format!("{a}-{b}"), (there - back) / 2.0);
+            }
+        }
+    }
+}
+
+/// The same `--start-at`: JSON parsing may move a float by its last bit.
+fn same_start(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-3,
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
+fn median_us(samples: &[i64]) -> Option<f64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).map(|&m| m as f64)
 }
 
 impl Shard {
@@ -63,17 +125,12 @@ impl Shard {
                 self.index, self.count
             ));
         }
-        let total = scenario.population.rooms;
-        let rooms = self.rooms(total);
-        if rooms == 0 {
-            return Err(format!(
-                "--shard {}/{}: the scenario has only {total} room(s), none for this slice",
-                self.index, self.count
-            ));
-        }
-        let share = f64::from(rooms) / f64::from(total);
         let mut slice = scenario.clone();
-        slice.population.rooms = rooms;
+        let share = if scenario.population.cross_worker {
+            self.members_of_every_room(&mut slice)?
+        } else {
+            self.whole_rooms(&mut slice)?
+        };
         for stage in &mut slice.load.stages {
             stage.to = (stage.to * share).round();
         }
@@ -82,6 +139,95 @@ impl Shard {
             slice.http.health_every = None;
         }
         Ok(slice)
+    }
+
+    /// Every Nth room; returns this slice's share of the players.
+    fn whole_rooms(&self, slice: &mut Scenario) -> Result<f64, String> {
+        let total = slice.population.rooms;
+        let rooms = self.rooms(total);
+        if rooms == 0 {
+            return Err(format!(
+                "--shard {}/{}: the scenario has only {total} room(s), none for this slice",
+                self.index, self.count
+            ));
+        }
+        slice.population.rooms = rooms;
+        Ok(f64::from(rooms) / f64::from(total))
+    }
+
+    /// Every room, with every Nth member; the rooms keep their full size.
+    fn members_of_every_room(&self, slice: &mut Scenario) -> Result<f64, String> {
+        let population = &mut slice.population;
+        let per_room = population.players_per_room;
+        if !per_room.is_multiple_of(self.count) {
+            return Err(format!(
+                "--shard {}/{} with population.cross_worker: players_per_room ({per_room}) must be a multiple of {}, so every worker holds the same share of each room",
+                self.index, self.count, self.count
+            ));
+        }
+        population.max_players = Some(population.max_players.unwrap_or(per_room));
+        population.players_per_room = per_room / self.count;
+        Ok(1.0 / f64::from(self.count))
+    }
+}
+
+/// A room as worker 0 hands it to the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedRoom {
+    pub code: String,
+    pub ws_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RoomsFile {
+    /// The run's `--start-at`, so a file left by an earlier run is not read.
+    start_at: Option<f64>,
+    rooms: Vec<SharedRoom>,
+}
+
+/// How long the other workers wait for worker 0's rooms.
+const ROOMS_WITHIN: Duration = Duration::from_secs(120);
+
+/// Worker 0: writes the rooms (whole, by rename) for the others.
+pub fn hand_out_rooms(
+    file: &Path,
+    start_at: Option<f64>,
+    rooms: Vec<SharedRoom>,
+) -> Result<(), String> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let partial = file.with_extension("partial");
+    let text = serde_json::to_string(&RoomsFile { start_at, rooms }).map_err(|e| e.to_string())?;
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, file))
+        .map_err(|e| format!("cannot write the rooms file {}: {e}", file.display()))
+}
+
+/// The other workers: waits (bounded) for the rooms of this run.
+pub async fn take_rooms(
+    file: &Path,
+    start_at: Option<f64>,
+    interrupt: &tokio_util::sync::CancellationToken,
+) -> Result<Vec<SharedRoom>, String> {
+    let deadline = Instant::now() + ROOMS_WITHIN;
+    loop {
+        let current = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| serde_json::from_str::<RoomsFile>(&text).ok())
+            .filter(|found| same_start(found.start_at, start_at));
+        if let Some(found) = current {
+            return Ok(found.rooms);
+        }
+        if Instant::now() > deadline || interrupt.is_cancelled() {
+            return Err(format!(
+                "no rooms from worker 0 in {} within {} s (is worker 0 running with the same --start-at and --rooms?)",
+                file.display(),
+                ROOMS_WITHIN.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -95,6 +241,52 @@ mod tests {
         for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn skew_comes_from_deliveries_both_ways() {
+        // Worker 1's clock is 100 ms ahead; the network takes 5 ms each way.
+        let mut info = ShardInfo::default();
+        let from = |pairs: &[(u32, i64)]| {
+            pairs
+                .iter()
+                .map(|&(w, us)| (w, vec![us; 3]))
+                .collect::<BTreeMap<_, _>>()
+        };
+        info.add_deliveries(0, &from(&[(0, 5_000), (1, -95_000)]));
+        assert!(info.clock_skew_ms.is_empty(), "one direction only");
+        info.add_deliveries(1, &from(&[(0, 105_000), (1, 5_000)]));
+        assert_eq!(info.delivery_ms["1->0"], -95.0);
+        assert_eq!(info.clock_skew_ms.len(), 1);
+        assert!((info.clock_skew_ms["0-1"] - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cross_worker_slices_split_members_not_rooms() {
+        let text = r#"
+name = "x"
+[topology]
+kind = "external"
+urls = ["ws://127.0.0.1:1/ws"]
+[population]
+rooms = 4
+players_per_room = 6
+cross_worker = true
+[load]
+stages = [{ to = 24, over = "1s" }]
+max_duration = "10s"
+[behaviour]
+act_rate = 1.0
+"#;
+        let scenario = Scenario::parse(std::path::Path::new("x.toml"), text, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let slice = Shard { index: 1, count: 3 }.slice(&scenario).unwrap();
+        assert_eq!(slice.population.rooms, 4);
+        assert_eq!(slice.population.players_per_room, 2);
+        assert_eq!(slice.population.max_players, Some(6));
+        assert_eq!(slice.load.stages[0].to, 8.0);
+        let err = Shard { index: 0, count: 4 }.slice(&scenario).unwrap_err();
+        assert!(err.contains("multiple of 4"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum Sample {
     },
     Delivery {
         us: u64,
+        /// The sending worker and the signed one-way time (µs), in a
+        /// sharded run: the raw material of the clock-skew estimate.
+        from: Option<(u32, i64)>,
     },
     /// `delta` players in their room (+1 joined, −1 gone).
     Online(i32),
@@ -159,7 +162,13 @@ pub struct Ledger {
     /// Highest seq acked per room in the current second.
     acked_now: HashMap<u32, u64>,
     pub members: Vec<MemberRecord>,
+    /// Signed one-way delivery times by sending worker (first
+    /// `FROM_WORKER_SAMPLES` of each).
+    pub from_worker: BTreeMap<u32, Vec<i64>>,
 }
+
+/// Delivery times kept per sending worker for the skew estimate.
+const FROM_WORKER_SAMPLES: usize = 50_000;
 
 impl Ledger {
     pub fn apply(&mut self, sample: Sample) {
@@ -173,9 +182,15 @@ impl Ledger {
                 let high = self.acked_now.entry(room).or_default();
                 *high = (*high).max(seq);
             }
-            Sample::Delivery { us } => {
+            Sample::Delivery { us, from } => {
                 w.record(0, us);
                 w.deliveries += 1;
+                if let Some((worker, one_way)) = from {
+                    let kept = self.from_worker.entry(worker).or_default();
+                    if kept.len() < FROM_WORKER_SAMPLES {
+                        kept.push(one_way);
+                    }
+                }
             }
             Sample::Online(delta) => {
                 self.online += i64::from(delta);
@@ -250,8 +265,14 @@ mod tests {
         let mut ledger = Ledger::default();
         ledger.apply(Sample::Online(2));
         ledger.apply(Sample::Act);
-        ledger.apply(Sample::Delivery { us: 1500 });
-        ledger.apply(Sample::Delivery { us: 2500 });
+        ledger.apply(Sample::Delivery {
+            us: 1500,
+            from: None,
+        });
+        ledger.apply(Sample::Delivery {
+            us: 2500,
+            from: None,
+        });
         ledger.apply(Sample::Ack {
             room: 0,
             seq: 1,

@@ -2,7 +2,10 @@
 //! (`--shard I/3 --start-at`) against the same Redis + replica, the three
 //! merged with `tierlab merge`. The merged run must hold what the single
 //! one does (players, members, nothing lost), its histograms must be the
-//! exact sums of the workers', and merging must be associative.
+//! exact sums of the workers', and merging must be associative. With
+//! cross-worker rooms every room has members on all three workers: the
+//! merge judges every worker's acks against every member, and estimates the
+//! workers' clock skew from their deliveries to each other.
 
 #![allow(clippy::unwrap_used)]
 
@@ -247,4 +250,136 @@ fn three_workers_merged_hold_what_one_does_and_merging_is_associative() {
             );
         }
     }
+}
+
+/// Runs slices 0..3 of `file` at once, sharing rooms through `rooms`.
+fn three_workers(file: &Path, dirs: &[PathBuf], rooms: &Path) {
+    let start_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 2.0;
+    let children: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let shard = format!("{i}/3");
+            let at = start_at.to_string();
+            let mut cmd = run(
+                file,
+                dir,
+                &["--shard", &shard, "--start-at", &at, "--rooms"],
+            );
+            cmd.arg(rooms).spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn room_codes(dir: &Path) -> Vec<String> {
+    let facts: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("checker.json")).unwrap()).unwrap();
+    let mut codes: Vec<String> = facts["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["room"].as_str().unwrap().to_owned())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn rooms_split_across_workers_are_judged_whole_when_merged() {
+    let (_system, port) = system();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cross.toml");
+    let text = scenario(port)
+        .replace(
+            "rooms = 9\nplayers_per_room = 5",
+            "rooms = 6\nplayers_per_room = 6\ncross_worker = true",
+        )
+        .replace("to = 45", "to = 36");
+    std::fs::write(&file, text).unwrap();
+
+    // Without a shared rooms file the workers could not meet: refused.
+    let lone = run(&file, &tmp.path().join("lone"), &["--shard", "1/3"])
+        .output()
+        .unwrap();
+    assert_eq!(lone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&lone.stderr).contains("--rooms"));
+
+    let workers: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("x{i}"))).collect();
+    three_workers(&file, &workers, &tmp.path().join("rooms.json"));
+    let parts: Vec<Value> = workers.iter().map(|d| read_run(d)).collect();
+
+    // Every worker played in the same six rooms, and its members saw events
+    // that other workers' senders had acked (unknown to its own checker).
+    let codes = room_codes(&workers[0]);
+    assert_eq!(codes.len(), 6, "{codes:?}");
+    for (dir, part) in workers.iter().zip(&parts) {
+        assert_eq!(room_codes(dir), codes);
+        assert!(
+            u(&part["checker"]["unacked_delivered"]) > 0,
+            "{}",
+            part["checker"]
+        );
+    }
+
+    // Merged, the checker sees every ack against every member.
+    let whole = merge(
+        &[&workers[0], &workers[1], &workers[2]],
+        &tmp.path().join("m"),
+    );
+    assert_eq!(schema_errors(&whole), Vec::<String>::new());
+    let checker = &whole["checker"];
+    let sum = |field: &str| parts.iter().map(|p| u(&p["checker"][field])).sum::<u64>();
+    assert_eq!(checker["lost"], 0, "{checker}");
+    assert_eq!(checker["duplicated"], 0, "{checker}");
+    assert_eq!(u(&checker["members_checked"]), sum("members_checked"));
+    assert_eq!(
+        u(&checker["acked"]),
+        sum("acked"),
+        "each sender is on one worker"
+    );
+    assert!(
+        u(&checker["unacked_delivered"]) * 10 <= sum("unacked_delivered"),
+        "merged {checker} against the workers' {}",
+        sum("unacked_delivered")
+    );
+    assert_eq!(u(&whole["summary"]["peak_players"]), 36);
+
+    // Deliveries went every way between the workers, so their clocks can be
+    // compared: on one machine they agree, up to the noise of the timings.
+    let delivery = whole["shard"]["delivery_ms"].as_object().unwrap();
+    assert_eq!(delivery.len(), 9, "{delivery:?}");
+    let skew = whole["shard"]["clock_skew_ms"].as_object().unwrap();
+    assert_eq!(
+        skew.keys().collect::<Vec<_>>(),
+        ["0-1", "0-2", "1-2"],
+        "{skew:?}"
+    );
+    for (pair, ms) in skew {
+        assert!(ms.as_f64().unwrap().abs() < 50.0, "{pair}: {ms}");
+    }
+    let merged = tmp.path().join("m");
+    assert!(tierlab()
+        .arg("report")
+        .arg(&merged)
+        .status()
+        .unwrap()
+        .success());
+    let page = std::fs::read_to_string(merged.join("report.html")).unwrap();
+    assert!(
+        page.contains("<h2>Workers</h2>"),
+        "the report shows the workers"
+    );
 }

@@ -142,6 +142,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     let _ = write!(page, "<h2>Capacity</h2>");
     capacity(&mut page, report)?;
     processes(&mut page, report);
+    workers(&mut page, report);
     environment(&mut page, report);
     page.push_str("</body></html>\n");
     Ok(page)
@@ -352,6 +353,64 @@ fn processes(page: &mut String, report: &Report) {
                 or_dash(p.connections_max.map(|c| thousands(c as f64))),
                 or_dash(p.events_per_s_median.map(thousands)),
                 or_dash(p.ops_per_s_median.map(thousands)),
+            ]
+        }),
+    );
+}
+
+/// Clock skew beyond which cross-worker fan-out latencies are marked.
+const SKEW_MARK_MS: f64 = 5.0;
+
+/// A sharded run's workers: how late each began, and how far their clocks
+/// disagree as measured by deliveries between them.
+fn workers(page: &mut String, report: &Report) {
+    let Some(w) = &report.run.shard else { return };
+    let _ = write!(
+        page,
+        "<h2>Workers</h2><p>Slices {:?} of {}.</p>",
+        w.indices, w.count
+    );
+    table(
+        page,
+        &["Slice", "Began after --start-at"],
+        w.start_skew_ms
+            .iter()
+            .map(|(slice, ms)| vec![Cell::Text(slice.clone()), Cell::Num(format!("{ms:.0} ms"))]),
+    );
+    if w.clock_skew_ms.is_empty() {
+        return;
+    }
+    let worst = w
+        .clock_skew_ms
+        .values()
+        .map(|v| v.abs())
+        .fold(0.0, f64::max);
+    if worst > SKEW_MARK_MS {
+        let _ = write!(
+            page,
+            "<p class=\"fail\">The workers' clocks disagree by up to {worst:.1} ms: fan-out latencies of events sent on one worker and received on another carry that skew.</p>"
+        );
+    }
+    table(
+        page,
+        &[
+            "Workers",
+            "Clock skew (second ahead of first)",
+            "Delivery there",
+            "Delivery back",
+        ],
+        w.clock_skew_ms.iter().map(|(pair, skew)| {
+            let (a, b) = pair.split_once('-').unwrap_or((pair, pair));
+            let leg = |from: &str, to: &str| {
+                w.delivery_ms
+                    .get(&format!("{from}->{to}"))
+                    .map_or_else(|| "—".into(), |ms| format!("{ms:.1} ms"))
+            };
+            vec![
+                Cell::Text(format!("{a} and {b}")),
+                Cell::Num(format!("{skew:+.1} ms")),
+                Cell::Num(leg(a, b)),
+                Cell::Num(leg(b, a)),
             ]
         }),
     );

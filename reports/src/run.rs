@@ -177,6 +177,22 @@ pub struct Run {
     pub faults: Vec<Fault>,
     #[serde(default)]
     pub processes: Vec<ProcessUsage>,
+    /// The workers of a sharded run, when it was one.
+    #[serde(default)]
+    pub shard: Option<Workers>,
+}
+
+/// What a sharded run says of its workers and their clocks.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Workers {
+    pub indices: Vec<u32>,
+    pub count: u32,
+    #[serde(default)]
+    pub start_skew_ms: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub delivery_ms: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub clock_skew_ms: BTreeMap<String, f64>,
 }
 
 impl Run {

@@ -174,3 +174,35 @@ fn a_loss_past_the_last_mark_counts_in_the_last_second() {
     let v = check(&acks("R", 1..=4), &clock, &[member("a", 0, &[1], true)]);
     assert_eq!(v.lost_by_ack_second, BTreeMap::from([(5, 3)]));
 }
+
+#[test]
+fn a_room_split_over_workers_is_judged_whole_once_absorbed() {
+    // Worker 0's sender acked 1..=5, worker 1's 6..=10; worker 1's member
+    // saw all ten but 7; its clock ran 2 s behind worker 0's start.
+    let mut w0 = Facts {
+        acked: acks("R", 1..=5),
+        clock: AckClock::from([("R".to_owned(), vec![(5, 3)])]),
+        members: vec![member("a", 0, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], true)],
+    };
+    let w1 = Facts {
+        acked: acks("R", 6..=10),
+        clock: AckClock::from([("R".to_owned(), vec![(10, 2)])]),
+        members: vec![member("b", 0, &[1, 2, 3, 4, 5, 6, 8, 9, 10], true)],
+    };
+    assert_eq!(
+        w1.check().lost,
+        1,
+        "alone, worker 1 knows its own acks only"
+    );
+    assert_eq!(w1.check().unacked_delivered, 5);
+    w0.absorb(w1, 2);
+    let whole = w0.check();
+    assert_eq!(
+        (whole.acked, whole.lost, whole.unacked_delivered),
+        (10, 1, 0)
+    );
+    assert_eq!(whole.members_checked, 2);
+    // Seq 7 was acked in worker 1's second 2, second 4 of the merged run.
+    assert_eq!(whole.lost_by_ack_second, BTreeMap::from([(4, 1)]));
+    assert_eq!(w0.clock["R"], vec![(5, 3), (10, 4)]);
+}

@@ -171,6 +171,10 @@ pub struct Population {
     pub name_prefix: String,
     #[serde(default = "Population::default_game")]
     pub game: String,
+    /// In a sharded run, split every room's members over the workers
+    /// (member m on worker m mod N) instead of giving each worker whole rooms.
+    #[serde(default)]
+    pub cross_worker: bool,
 }
 
 impl Population {

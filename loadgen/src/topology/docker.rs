@@ -68,6 +68,9 @@ pub struct Started {
     pub versions: Vec<(String, String)>,
 }
 
+/// Tries at a freeze the engine reports as failed.
+const PAUSE_ATTEMPTS: u32 = 5;
+
 #[derive(Debug)]
 pub struct Stack {
     docker: Docker,
@@ -351,12 +354,28 @@ impl Stack {
 
     pub async fn pause(&self, name: &str, paused: bool) -> Result<(), TopologyError> {
         let container = &self.node(name)?.container;
-        let done = if paused {
-            container.pause().await
-        } else {
-            container.unpause().await
-        };
-        done.map_err(|e| docker_error(&format!("pausing {name}"), e))
+        // The cgroup freezer gives up ("unable to freeze") when a process
+        // sits in an uninterruptible wait, e.g. Redis in an fsync on a busy
+        // disk; a moment later it succeeds.
+        let mut attempt = 1;
+        loop {
+            let done = if paused {
+                container.pause().await
+            } else {
+                container.unpause().await
+            };
+            match done {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if attempt < PAUSE_ATTEMPTS && e.to_string().contains("unable to freeze") =>
+                {
+                    tracing::debug!(name, attempt, error = %e, "the freezer gave up; trying again");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(docker_error(&format!("pausing {name}"), e)),
+            }
+        }
     }
 
     /// `docker stop`: SIGTERM (a replica drains), SIGKILL after `grace`.

@@ -217,3 +217,28 @@ fn a_regression_against_the_baseline_shows_in_the_verdict() {
     let page = crate::html::render(&report).unwrap();
     assert!(page.contains("REGRESSED") && page.contains("Against the baseline"));
 }
+
+#[test]
+fn a_sharded_runs_page_marks_the_workers_clock_skew() {
+    let mut sharded = run();
+    sharded.shard = Some(crate::run::Workers {
+        indices: vec![0, 1],
+        count: 2,
+        start_skew_ms: [("0".into(), 3.0), ("1".into(), 41.0)].into(),
+        delivery_ms: [("0->1".into(), 14.5), ("1->0".into(), -9.5)].into(),
+        clock_skew_ms: [("0-1".into(), 12.0)].into(),
+    });
+    let page = crate::html::render(&Report::from_parts(sharded, Vec::new(), None)).unwrap();
+    for expected in [
+        "<h2>Workers</h2>",
+        "disagree by up to 12.0 ms",
+        "+12.0 ms",
+        "14.5 ms",
+        "-9.5 ms",
+        "41 ms",
+    ] {
+        assert!(page.contains(expected), "missing {expected}");
+    }
+    let unsharded = crate::html::render(&Report::from_parts(run(), Vec::new(), None)).unwrap();
+    assert!(!unsharded.contains("<h2>Workers</h2>"));
+}
