@@ -10,6 +10,7 @@ test:
     @command -v haproxy >/dev/null || { echo "haproxy is not on PATH: apt-get install -y haproxy"; exit 1; }
     @command -v redis-sentinel >/dev/null || { echo "redis-sentinel is not on PATH: apt-get install -y redis-sentinel"; exit 1; }
     @command -v chromium >/dev/null || { echo "chromium is not on PATH (the report test renders in it): apt-get install -y chromium"; exit 1; }
+    @python3 -c "import socketio, aiohttp, redis" 2>/dev/null || { echo "the python-socketio peer needs: python3 -m pip install -r scenarios/peers/requirements.txt"; exit 1; }
     @if docker info >/dev/null 2>&1; then just images; else echo "test: no Docker engine answers; the container tests will say they are skipped"; fi
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -15,6 +15,7 @@ pub mod sampler;
 pub mod scenario;
 pub mod shape;
 pub mod shard;
+pub mod socketio;
 pub mod stats;
 pub mod topology;
 pub mod usage;

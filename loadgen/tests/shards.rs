@@ -11,59 +11,18 @@
 
 mod support;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{read_run, schema_errors, tierlab};
-
-/// Children killed when the test ends, however it ends.
-struct System(Vec<Child>);
-
-impl Drop for System {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing answers on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{free_port, read_run, schema_errors, tierlab, wait_port, Children};
 
 /// Redis and one replica, as someone else's system the workers share.
-fn system() -> (System, u16) {
-    let (redis_port, port) = (free_port(), free_port());
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut system = System(vec![redis]);
-    wait_port(redis_port);
+fn system() -> (Children, u16) {
+    let mut system = Children(Vec::new());
+    let redis_port = support::redis(&mut system);
+    let port = free_port();
     let server = PathBuf::from(env!("CARGO_BIN_EXE_tierlab")).with_file_name("tierlab-server");
     let replica = Command::new(server)
         .args(["--port", &port.to_string(), "--server-id", "srv-1"])
@@ -72,7 +31,7 @@ fn system() -> (System, u16) {
         .spawn()
         .unwrap();
     system.0.push(replica);
-    wait_port(port);
+    wait_port(port, "tierlab-server");
     (system, port)
 }
 
@@ -270,7 +229,7 @@ fn three_workers(file: &Path, dirs: &[PathBuf], rooms: &Path) {
                 dir,
                 &["--shard", &shard, "--start-at", &at, "--rooms"],
             );
-            cmd.arg(rooms).spawn().unwrap()
+            cmd.arg(rooms).stderr(Stdio::piped()).spawn().unwrap()
         })
         .collect();
     for child in children {

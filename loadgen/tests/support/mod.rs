@@ -90,3 +90,52 @@ pub fn fault<'a>(record: &'a Value, name: &str) -> &'a Value {
         .find(|f| f["name"] == name)
         .unwrap_or_else(|| panic!("no fault {name} in {}", record["faults"]))
 }
+
+/// Processes a test started (someone else's system, a peer): killed and
+/// reaped when the test ends, however it ends.
+pub struct Children(pub Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    tierlab_loadgen::topology::free_port().unwrap()
+}
+
+/// Waits until `what` accepts connections on `port`.
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} does not answer on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A redis-server on a free port, without persistence.
+pub fn redis(children: &mut Children) -> u16 {
+    let port = free_port();
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    children.0.push(redis);
+    wait_port(port, "redis-server");
+    port
+}
