@@ -16,22 +16,21 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use support::{free_port, read_run, schema_errors, tierlab, wait_port, Children};
+use support::{read_run, schema_errors, tierlab, Children};
 
 /// Redis and one replica, as someone else's system the workers share.
 fn system() -> (Children, u16) {
     let mut system = Children(Vec::new());
     let redis_port = support::redis(&mut system);
-    let port = free_port();
     let server = PathBuf::from(env!("CARGO_BIN_EXE_tierlab")).with_file_name("tierlab-server");
-    let replica = Command::new(server)
-        .args(["--port", &port.to_string(), "--server-id", "srv-1"])
-        .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    system.0.push(replica);
-    wait_port(port, "tierlab-server");
+    let port = support::spawn_listening(&mut system, "tierlab-server", |port| {
+        let mut replica = Command::new(&server);
+        replica
+            .args(["--port", &port.to_string(), "--server-id", "srv-1"])
+            .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
+            .env("RUST_LOG", "warn");
+        replica
+    });
     (system, port)
 }
 

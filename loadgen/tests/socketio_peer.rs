@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use support::{free_port, wait_port, Children};
+use support::Children;
 use tierlab_loadgen::socketio::{Frame, Packet};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -26,24 +26,23 @@ fn peers() -> (Children, Vec<u16>) {
     let redis_port = support::redis(&mut peers);
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/peers/chat_socketio.py");
-    let ports = vec![free_port(), free_port()];
-    for port in &ports {
-        let child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", &port.to_string()])
-            .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
-            // A short heartbeat, so the test sees pings and must answer them.
-            .args(["--ping-interval", "1", "--ping-timeout", "1"])
-            .spawn()
-            .expect("python3 with python-socketio, aiohttp and redis (.ci/run installs them)");
-        peers.0.push(child);
-    }
-    for port in &ports {
-        wait_port(
-            *port,
-            "the python-socketio peer (pip install python-socketio aiohttp redis)",
-        );
-    }
+    let ports = (0..2)
+        .map(|_| {
+            support::spawn_listening(
+                &mut peers,
+                "the python-socketio peer (pip install -r scenarios/peers/requirements.txt)",
+                |port| {
+                    let mut peer = Command::new("python3");
+                    peer.arg(&script)
+                        .args(["--port", &port.to_string()])
+                        .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
+                        // A short heartbeat, so the test sees pings and must answer them.
+                        .args(["--ping-interval", "1", "--ping-timeout", "1"]);
+                    peer
+                },
+            )
+        })
+        .collect();
     (peers, ports)
 }
 

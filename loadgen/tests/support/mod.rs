@@ -108,34 +108,53 @@ pub fn free_port() -> u16 {
     tierlab_loadgen::topology::free_port().unwrap()
 }
 
-/// Waits until `what` accepts connections on `port`.
-pub fn wait_port(port: u16, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} does not answer on {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+/// Starts `what` on a free port (`command(port)`) and waits until it
+/// accepts connections; picks another port if the child exits first — a
+/// port free a moment ago may since be another socket's, e.g. the local
+/// end of some player's connection.
+pub fn spawn_listening(
+    children: &mut Children,
+    what: &str,
+    command: impl Fn(u16) -> Command,
+) -> u16 {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = command(port)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                children.0.push(child);
+                return port;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} does not answer on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
+    panic!("{what} exited at start on five ports in a row");
 }
 
 /// A redis-server on a free port, without persistence.
 pub fn redis(children: &mut Children) -> u16 {
-    let port = free_port();
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    children.0.push(redis);
-    wait_port(port, "redis-server");
-    port
+    spawn_listening(children, "redis-server", |port| {
+        let mut redis = Command::new("redis-server");
+        redis
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null());
+        redis
+    })
 }
