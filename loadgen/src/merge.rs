@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use tierlab_reports::run::Percentiles;
@@ -73,15 +73,10 @@ fn read_part(dir: &Path) -> Result<Part, MergeError> {
     };
     Ok(Part {
         record,
-        started: unix(started),
+        started: crate::run::unix_seconds(started),
         intervals,
         facts,
     })
-}
-
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The slices of all parts, checked to belong together.
@@ -142,8 +137,9 @@ pub fn merge_dirs(dirs: &[PathBuf], out: &Path) -> Result<(), MergeError> {
     let facts = all_facts(&parts, base);
     if let Some(facts) = &facts {
         record.checker = facts.check();
-        rejudge(&mut record);
     }
+    // Once, on the final checker verdict and sums.
+    rejudge(&mut record);
     let write = |source| MergeError::Write {
         path: out.to_owned(),
         source,
@@ -232,7 +228,6 @@ fn merge(parts: &[Part], shard: ShardInfo, base: f64) -> Result<(RunRecord, Seco
         .sum();
     record.generator.rss_mib = parts.iter().map(|p| p.record.generator.rss_mib).sum();
     record.generator.saturated = parts.iter().any(|p| p.record.generator.saturated);
-    rejudge(&mut record);
     Ok((record, seconds))
 }
 
