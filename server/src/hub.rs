@@ -102,12 +102,20 @@ struct Feed {
     members: HashMap<ConnId, Seated>,
     resyncing: bool,
     touched: Instant,
+    /// When the next quiet-room check is due, and the wait before the one
+    /// after it (see [`Hub::quiet_rooms`]); an advancing head resets both.
+    next_check: Instant,
+    check_gap: Duration,
 }
 
 /// Events held above a gap per room before the oldest are dropped (the
 /// resync re-reads them from the log anyway).
 const MAX_PENDING: usize = 4096;
 const SHARDS: usize = 16;
+/// A room whose head has not moved for this long gets its first log check;
+/// each further check waits twice as long, up to `QUIET_CHECK_MAX`.
+pub const QUIET_CHECK_FIRST: Duration = Duration::from_secs(1);
+const QUIET_CHECK_MAX: Duration = Duration::from_secs(16);
 
 impl Feed {
     fn new() -> Feed {
@@ -119,6 +127,8 @@ impl Feed {
             members: HashMap::new(),
             resyncing: false,
             touched: Instant::now(),
+            next_check: Instant::now() + QUIET_CHECK_FIRST,
+            check_gap: QUIET_CHECK_FIRST,
         }
     }
 
@@ -363,6 +373,30 @@ impl Hub {
         self.each_feed(|room, feed| feed.head.map(|_| room.to_owned()).into_iter().collect())
     }
 
+    /// Occupied rooms whose head has been still long enough to be due a look
+    /// at the log, with their heads. Pub/Sub is at-most-once and a gap is
+    /// noticed only when a later event arrives, so a room's *last* event,
+    /// if dropped, would never be: these checks are what finds it. Checks
+    /// back off while a room stays quiet, so idle rooms cost little.
+    pub fn quiet_rooms(&self, now: Instant) -> Vec<(String, u64)> {
+        let mut due = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (room, feed) in shard.iter_mut() {
+                let Some(head) = feed.head else { continue };
+                if feed.members.is_empty() || feed.resyncing || now < feed.next_check {
+                    continue;
+                }
+                feed.check_gap = (feed.check_gap * 2).min(QUIET_CHECK_MAX);
+                feed.next_check = now + feed.check_gap;
+                due.push((room.clone(), head));
+            }
+        }
+        due
+    }
+
     /// Rooms with at least one member here.
     pub fn occupied_rooms(&self) -> u64 {
         self.shards
@@ -416,6 +450,8 @@ impl Hub {
 /// Advances the head by one event and hands it to every live member.
 fn apply(feed: &mut Feed, delivery: Arc<Delivery>, ring: usize, metrics: &Metrics) {
     feed.head = Some(delivery.seq);
+    feed.check_gap = QUIET_CHECK_FIRST;
+    feed.next_check = Instant::now() + QUIET_CHECK_FIRST;
     let mut dropped = Vec::new();
     for (conn, seated) in feed.members.iter_mut() {
         if seated.live && seated.cursor + 1 == delivery.seq {

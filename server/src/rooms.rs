@@ -1,8 +1,8 @@
 //! Room operations as a connection sees them — create, join, resume, act,
-//! leave — and the two background loops that keep feeds whole: the
-//! dispatcher (bus → hub) and the resync worker (room log → hub after a gap
-//! or a reconnect). This is where the store (async, remote) meets the hub
-//! (sync, local).
+//! leave — and the background loops that keep feeds whole: the dispatcher
+//! (bus → hub), the resync worker (room log → hub after a gap or a
+//! reconnect) and the quiet-room watch (finds a dropped last event). This is
+//! where the store (async, remote) meets the hub (sync, local).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,9 @@ use crate::store::{BusMsg, RoomSpec, Seat, SeatRef, Store, StoreError};
 /// Most events fetched from the log in one read while catching up.
 pub const FETCH_CHUNK: u64 = 256;
 const RESYNC_RETRY: Duration = Duration::from_millis(200);
+const QUIET_WATCH_TICK: Duration = Duration::from_millis(250);
+/// Quiet rooms whose seq is read at once.
+const QUIET_WATCH_READS: usize = 32;
 
 #[derive(Debug)]
 pub struct Rooms {
@@ -56,7 +59,8 @@ impl Rooms {
             resync,
         });
         tokio::spawn(Arc::clone(&rooms).dispatch(bus, shutdown.clone()));
-        tokio::spawn(Arc::clone(&rooms).resync_worker(resync_rx, shutdown));
+        tokio::spawn(Arc::clone(&rooms).resync_worker(resync_rx, shutdown.clone()));
+        tokio::spawn(Arc::clone(&rooms).quiet_watch(shutdown));
         rooms
     }
 
@@ -190,6 +194,39 @@ impl Rooms {
                     }
                 }
             }
+        }
+    }
+
+    /// Compares quiet rooms' heads with their logs and resyncs the ones
+    /// behind (see [`Hub::quiet_rooms`]).
+    async fn quiet_watch(self: Arc<Rooms>, shutdown: CancellationToken) {
+        use futures_util::StreamExt;
+        let mut tick = tokio::time::interval(QUIET_WATCH_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let checks = self
+                .hub
+                .quiet_rooms(std::time::Instant::now())
+                .into_iter()
+                .map(|(room, head)| {
+                    let me = &self;
+                    async move {
+                        match me.store.latest_seq(&room).await {
+                            Ok(latest) if latest > head => me.request_resync(&room),
+                            Ok(_) => {}
+                            // The room's next check, a little later, tries again.
+                            Err(e) => tracing::debug!(room, error = %e, "quiet-room check failed"),
+                        }
+                    }
+                });
+            futures_util::stream::iter(checks)
+                .buffer_unordered(QUIET_WATCH_READS)
+                .collect::<()>()
+                .await;
         }
     }
 

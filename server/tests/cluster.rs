@@ -31,6 +31,22 @@ async fn metric(replica: &Replica, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Two replicas on `redis` and a room with a member on each: p1 on A (it
+/// created the room), p2 on B.
+async fn a_room_across_two_replicas(
+    redis: &Redis,
+    flags: &[&str],
+) -> (Replica, Replica, Client, Client, String) {
+    let a = Replica::redis(redis, "srv-a", flags).await;
+    let b = Replica::redis(redis, "srv-b", flags).await;
+    let mut p1 = Client::connect(&a.ws()).await;
+    let mut p2 = Client::connect(&b.ws()).await;
+    let room = p1.create(4).await;
+    p1.join(&room, "p1").await;
+    p2.join(&room, "p2").await;
+    (a, b, p1, p2, room)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_on_another_replica_after_the_first_is_killed() {
     let redis = Redis::start(Persistence::None);
@@ -74,13 +90,7 @@ async fn resume_on_another_replica_after_the_first_is_killed() {
 async fn redis_restart_under_a_live_room_loses_nothing_with_aof_always() {
     let mut redis = Redis::start(Persistence::AofAlways);
     let flags = ["--redis-timeout", "300ms", "--heartbeat", "200ms"];
-    let a = Replica::redis(&redis, "srv-a", &flags).await;
-    let b = Replica::redis(&redis, "srv-b", &flags).await;
-    let mut p1 = Client::connect(&a.ws()).await;
-    let mut p2 = Client::connect(&b.ws()).await;
-    let room = p1.create(4).await;
-    p1.join(&room, "p1").await;
-    p2.join(&room, "p2").await;
+    let (a, b, mut p1, mut p2, _room) = a_room_across_two_replicas(&redis, &flags).await;
     for id in 1..=3 {
         p1.act(id, &id.to_string()).await;
     }
@@ -133,13 +143,7 @@ async fn redis_restart_under_a_live_room_loses_nothing_with_aof_always() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_pubsub_messages_are_backfilled_from_the_stream() {
     let redis = Redis::start(Persistence::None);
-    let a = Replica::redis(&redis, "srv-a", &[]).await;
-    let b = Replica::redis(&redis, "srv-b", &[]).await;
-    let mut p1 = Client::connect(&a.ws()).await;
-    let mut p2 = Client::connect(&b.ws()).await;
-    let room = p1.create(4).await;
-    p1.join(&room, "p1").await;
-    p2.join(&room, "p2").await;
+    let (_a, b, mut p1, mut p2, _room) = a_room_across_two_replicas(&redis, &[]).await;
     p1.act(1, "0").await;
     assert_eq!(seqs(&p2.events(1).await), vec![1]);
 
@@ -158,6 +162,48 @@ async fn lost_pubsub_messages_are_backfilled_from_the_stream() {
     }
     assert_eq!(seqs(&p2.events(29).await), (2..=30).collect::<Vec<_>>());
     p2.expect_silence(Duration::from_millis(300)).await;
+    assert!(metric(&b, "tierlab_resyncs_total").await >= 1.0);
+}
+
+/// Pub/Sub may drop a message without dropping the connection (a replica
+/// that was cut off and reconnected, a publish during a failover). A gap is
+/// noticed when the next event arrives; the room's *last* event has no next
+/// one, so each replica checks quiet rooms against the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_last_event_was_never_published_still_gets_it() {
+    let redis = Redis::start(Persistence::None);
+    let (_a, b, mut p1, mut p2, room) = a_room_across_two_replicas(&redis, &[]).await;
+    p1.act(1, "0").await;
+    assert_eq!(seqs(&p2.events(1).await), vec![1]);
+    assert_eq!(seqs(&p1.events(1).await), vec![1]);
+
+    // Append the way the server's script does, minus the PUBLISH.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let seq: u64 = redis::cmd("INCR")
+        .arg(format!("{{room:{room}}}:seq"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(seq, 2);
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+        .to_string();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{{room:{room}}}:log"))
+        .arg("2-1")
+        .arg(&["f", "p9", "i", "1", "d", "\"tail\"", "t", &now_us][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    for player in [&mut p1, &mut p2] {
+        let seen = player.events(1).await;
+        assert_eq!(seqs(&seen), vec![2]);
+        player.expect_silence(Duration::from_millis(300)).await;
+    }
     assert!(metric(&b, "tierlab_resyncs_total").await >= 1.0);
 }
 

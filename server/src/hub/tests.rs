@@ -193,3 +193,35 @@ fn idle_feeds_are_swept() {
     assert_eq!(hub.sweep(Duration::ZERO), vec!["ROOM22".to_owned()]);
     assert!(!hub.has_feed("ROOM22"));
 }
+
+#[test]
+fn quiet_rooms_are_checked_with_backoff_until_the_head_moves() {
+    let hub = hub_at(5);
+    let mut member = client(1, 8);
+    assert_eq!(
+        hub.attach("ROOM22", member.member.clone(), 5),
+        Advance::Live
+    );
+    let start = Instant::now();
+    assert_eq!(hub.quiet_rooms(start), vec![], "not quiet yet");
+    let at = |s: u64| start + Duration::from_secs(s);
+    // Due after 1 s of quiet, then 2, 4, 8, 16 s apart, and never closer.
+    let mut due_at = Vec::new();
+    for s in 1..=60 {
+        if !hub.quiet_rooms(at(s)).is_empty() {
+            due_at.push(s);
+        }
+    }
+    assert_eq!(due_at, vec![1, 3, 7, 15, 31, 47]);
+    // A moving head resets the backoff; the check names the head.
+    assert_eq!(hub.arrive("ROOM22", event(6)), Arrival::Applied);
+    assert_eq!(seqs(&mut member.rx), vec![6]);
+    assert_eq!(hub.quiet_rooms(Instant::now()), vec![]);
+    assert_eq!(
+        hub.quiet_rooms(Instant::now() + Duration::from_secs(1)),
+        vec![("ROOM22".to_owned(), 6)]
+    );
+    // Rooms nobody here is in are not checked.
+    hub.detach("ROOM22", 1);
+    assert_eq!(hub.quiet_rooms(at(600)), vec![]);
+}
