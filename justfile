@@ -96,6 +96,11 @@ report RUN *ARGS:
 capacity *ARGS: build
     {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis {{ARGS}}
 
+# The reference server against python-socketio on one workload: a sweep and a drill each; compare.json + compare.html.
+compare *ARGS: build
+    @python3 -c "import socketio, aiohttp, redis" 2>/dev/null || { echo "the python-socketio peer needs: python3 -m pip install -r scenarios/peers/requirements.txt"; exit 1; }
+    {{tierlab}} compare scenarios/compare-socketio.toml {{ARGS}}
+
 # One Redis against a 3-shard Redis Cluster under the same 3 replicas (two sweeps, two capacity reports).
 capacity-cluster *ARGS: build
     {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis {{ARGS}}

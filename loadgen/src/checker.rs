@@ -182,6 +182,10 @@ pub struct Verdict {
     /// may have been lost with a connection).
     pub unacked_delivered: u64,
     pub members_checked: u64,
+    /// What was checked: server seqs, or senders' counters (see
+    /// `wire::Guarantee`).
+    #[serde(default)]
+    pub guarantee: String,
     /// Lost events by the second their sender's ack came (from the ack
     /// clock), so a loss can be tied to the fault that caused it.
     pub lost_by_ack_second: BTreeMap<u64, u64>,
@@ -305,6 +309,7 @@ pub fn check(
 }
 
 pub mod faults;
+pub mod senders;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 pub mod capacity;
 pub mod checker;
+pub mod compare;
 pub mod drill;
 pub mod http;
 pub mod merge;
@@ -19,3 +20,4 @@ pub mod socketio;
 pub mod stats;
 pub mod topology;
 pub mod usage;
+pub mod wire;

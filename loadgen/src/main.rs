@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tierlab_loadgen::run::{self, Outcome, RunError, RunOptions};
 use tierlab_loadgen::scenario::Scenario;
 use tokio_util::sync::CancellationToken;
@@ -29,20 +29,35 @@ struct Cli {
     command: Command,
 }
 
+/// A scenario file and the fields a command line overrides in it.
+#[derive(Debug, Args)]
+struct ScenarioArgs {
+    /// The scenario file (TOML; see docs/scenarios.md).
+    scenario: PathBuf,
+    /// Override a scenario field: --set population.rooms=50
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// Where a long-running command writes, and whether it shows progress.
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Output directory (default: a new one under runs/, named for the time and scenario).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a scenario; prints the run directory as the last line.
     Run {
-        scenario: PathBuf,
-        /// Run directory (default: runs/<timestamp>-<name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// No progress line.
-        #[arg(long)]
-        quiet: bool,
-        /// Override a scenario field: --set population.rooms=50
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        #[command(flatten)]
+        output: OutputArgs,
         /// Run slice I (from 0) of N of the population, against a shared
         /// external system; `tierlab merge` adds the slices back together.
         #[arg(long, value_name = "I/N")]
@@ -66,27 +81,31 @@ enum Command {
     },
     /// Check a scenario file without running it.
     Validate {
-        scenario: PathBuf,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
     },
     /// Sweep a scenario's load step by step on several configurations until
     /// the SLOs break; writes capacity.json and capacity.html.
     Capacity {
-        scenario: PathBuf,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
         /// Replica counts to sweep.
         #[arg(long, value_delimiter = ',', default_value = "1")]
         replicas: Vec<u32>,
         /// States to sweep: redis, memory (memory runs on one replica only).
         #[arg(long, value_delimiter = ',', default_value = "redis")]
         state: Vec<String>,
-        /// Output directory (default: runs/<timestamp>-capacity-<name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long)]
-        quiet: bool,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// The same scenario against the reference server and the
+    /// python-socketio peer: a capacity sweep and the drill (its faults) for
+    /// each; writes compare.json and compare.html.
+    Compare {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Project a capacity sweep to a player count: replicas, Redis, p95, cost.
     Plan {
@@ -163,10 +182,9 @@ fn main() -> ExitCode {
             scenario,
             replicas,
             state,
-            out,
-            quiet,
-            set,
-        } => capacity(&scenario, &set, replicas, &state, out, quiet),
+            output,
+        } => capacity(&scenario, replicas, &state, output),
+        Command::Compare { scenario, output } => compare(scenario, output),
         Command::Baseline {
             runs,
             out,
@@ -177,11 +195,11 @@ fn main() -> ExitCode {
             baseline,
             max_regression,
         } => gate(&run, &baseline, max_regression),
-        Command::Validate { scenario, set } => match Scenario::load(&scenario, &set) {
+        Command::Validate { scenario } => match Scenario::load(&scenario.scenario, &scenario.set) {
             Ok(s) => {
                 println!(
                     "{}: ok ({} players in {} rooms)",
-                    scenario.display(),
+                    scenario.scenario.display(),
                     s.population.players(),
                     s.population.rooms
                 );
@@ -204,34 +222,18 @@ fn main() -> ExitCode {
         },
         Command::Run {
             scenario,
-            out,
-            quiet,
-            set,
+            output,
             shard,
             start_at,
             rooms,
         } => {
-            let scenario = match Scenario::load(&scenario, &set) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_START);
-                }
-            };
-            raise_fd_limit();
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(EXIT_FAILED);
-                }
+            let (scenario, runtime) = match scenario_and_runtime(&scenario) {
+                Ok(both) => both,
+                Err(code) => return code,
             };
             let options = RunOptions {
-                out,
-                quiet,
+                out: output.out,
+                quiet: output.quiet,
                 interrupt: interrupt_on_ctrl_c(),
                 shard,
                 start_at: start_at.map(|s| {
@@ -267,21 +269,16 @@ fn main() -> ExitCode {
 }
 
 fn capacity(
-    path: &std::path::Path,
-    set: &[String],
+    args: &ScenarioArgs,
     replicas: Vec<u32>,
     states: &[String],
-    out: Option<PathBuf>,
-    quiet: bool,
+    output: OutputArgs,
 ) -> ExitCode {
     use tierlab_loadgen::capacity::{sweep, SweepError, SweepOptions};
     use tierlab_loadgen::scenario::StateMode;
-    let scenario = match Scenario::load(path, set) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_START);
-        }
+    let (scenario, runtime) = match scenario_and_runtime(args) {
+        Ok(both) => both,
+        Err(code) => return code,
     };
     let mut parsed = Vec::new();
     for state in states {
@@ -298,24 +295,13 @@ fn capacity(
         eprintln!("error: --replicas takes counts from 1 to 16");
         return ExitCode::from(EXIT_START);
     }
-    raise_fd_limit();
-    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("error: cannot start the runtime");
-        return ExitCode::from(EXIT_FAILED);
-    };
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace([':', 'T'], "-")
-        .replace('Z', "");
     let options = SweepOptions {
         replicas,
         states: parsed,
-        out: out
-            .unwrap_or_else(|| PathBuf::from(format!("runs/{stamp}-capacity-{}", scenario.name))),
-        quiet,
+        out: output
+            .out
+            .unwrap_or_else(|| default_out("capacity", &scenario.name)),
+        quiet: output.quiet,
         interrupt: interrupt_on_ctrl_c(),
     };
     let mut stdout = reserve_stdout();
@@ -333,6 +319,74 @@ fn capacity(
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+fn compare(args: ScenarioArgs, output: OutputArgs) -> ExitCode {
+    use tierlab_loadgen::compare::{compare, CompareError, CompareOptions};
+    // The name for the default directory; every system's scenario is
+    // checked again, with its own overrides, before anything runs.
+    let (name, runtime) = match scenario_and_runtime(&args) {
+        Ok((scenario, runtime)) => (scenario.name, runtime),
+        Err(code) => return code,
+    };
+    let options = CompareOptions {
+        out: output.out.unwrap_or_else(|| default_out("compare", &name)),
+        quiet: output.quiet,
+        interrupt: interrupt_on_ctrl_c(),
+        overrides: args.set,
+    };
+    let mut stdout = reserve_stdout();
+    match runtime.block_on(compare(&args.scenario, &options)) {
+        Ok(json) => {
+            let _ = writeln!(stdout, "{}", json.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ CompareError::Interrupted(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(e @ CompareError::Scenario { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// The scenario (or exit 2 naming its problem) and the runtime to run it.
+fn scenario_and_runtime(
+    args: &ScenarioArgs,
+) -> Result<(Scenario, tokio::runtime::Runtime), ExitCode> {
+    let scenario = Scenario::load(&args.scenario, &args.set).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_START)
+    })?;
+    Ok((scenario, runtime()?))
+}
+
+/// The runtime of the long-running commands, with the descriptor limit
+/// raised for thousands of players.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    raise_fd_limit();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::from(EXIT_FAILED)
+        })
+}
+
+/// `runs/<timestamp>-<kind>-<name>`.
+fn default_out(kind: &str, name: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', 'T'], "-")
+        .replace('Z', "");
+    PathBuf::from(format!("runs/{stamp}-{kind}-{name}"))
 }
 
 fn plan(

@@ -1,7 +1,9 @@
 //! One virtual player: connects, joins its room, acts at its rate, reads
 //! everything the server sends, and reports samples. One task per player,
 //! kept small: the WebSocket buffers are set explicitly (4 KiB read, no write
-//! buffer) and nothing per player grows with the length of the run.
+//! buffer) and nothing per player grows with the length of the run. What is
+//! said on the wire is the arena's [`Wire`] (the reference protocol or a
+//! Socket.IO game); this loop is the same for both.
 //!
 //! Every act carries its *intended* send time (µs since the run started) in
 //! `data.t`; ack and fan-out latencies are measured from it, so a generator
@@ -16,8 +18,6 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
-use tierlab_protocol::{ClientFrame, Data, JoinMode, ServerFrame};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -25,9 +25,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::checker::senders::SenderWatch;
 use crate::checker::MemberRecord;
 use crate::scenario::{Arrivals, Backoff, Behaviour};
-use crate::stats::Sample;
+use crate::stats::{Sample, Stream};
+use crate::wire::{Entry, Greeting, Guarantee, Incoming, Stamp, Wire};
 
 pub type Socket = WebSocketStream<TcpStream>;
 
@@ -58,6 +60,8 @@ pub struct Arena {
     /// This worker's slice, stamped into acts so members can tell deliveries
     /// from each worker apart (clock skew between workers shows there).
     pub worker: Option<u32>,
+    /// The protocol the players speak (default: the reference protocol).
+    pub wire: Box<dyn Wire>,
 }
 
 impl Arena {
@@ -78,7 +82,12 @@ impl Arena {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as u64),
             worker: None,
+            wire: Box::new(crate::wire::reference::Reference),
         }
+    }
+
+    fn ms(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX)
     }
 
     fn now_us(&self) -> u64 {
@@ -109,8 +118,6 @@ pub enum ConnectError {
     Io(String, std::io::Error),
     #[error("WebSocket handshake with {0} failed: {1}")]
     Handshake(String, tokio_tungstenite::tungstenite::Error),
-    #[error("{0} did not send `welcome`")]
-    NoWelcome(String),
 }
 
 /// Buffer sizes that keep an idle player at a few KiB (the tungstenite
@@ -137,7 +144,8 @@ pub fn source_for(index: u32, target: &SocketAddr) -> Option<IpAddr> {
     }
 }
 
-/// Opens a WebSocket to `url` (ws:// only) and reads `welcome`.
+/// Opens a WebSocket to `url` (ws:// only); the server's greeting is the
+/// first frame to read.
 pub async fn connect(url: &str, index: u32) -> Result<Socket, ConnectError> {
     let rest = url
         .strip_prefix("ws://")
@@ -164,63 +172,97 @@ pub async fn connect(url: &str, index: u32) -> Result<Socket, ConnectError> {
         .await
         .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
     let _ = stream.set_nodelay(true);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
         .await
         .map_err(|e| ConnectError::Handshake(url.to_owned(), e))?;
-    match ws.next().await {
-        Some(Ok(Message::Text(text)))
-            if matches!(
-                ServerFrame::decode(text.as_str()),
-                Ok(ServerFrame::Welcome { .. })
-            ) =>
-        {
-            Ok(ws)
-        }
-        _ => Err(ConnectError::NoWelcome(url.to_owned())),
-    }
+    Ok(ws)
 }
 
-/// Sends one frame; false if the socket is gone.
-async fn send(ws: &mut Socket, frame: &ClientFrame) -> bool {
-    ws.send(Message::Text(frame.encode().into())).await.is_ok()
+/// Sends one text frame; false if the socket is gone.
+async fn send(ws: &mut Socket, text: String) -> bool {
+    ws.send(Message::Text(text.into())).await.is_ok()
 }
 
-/// Reads frames until `joined` (or an error/close).
-async fn await_joined(ws: &mut Socket) -> Result<(String, String, u64), &'static str> {
+/// Greets the server until it seats the player (or refuses).
+async fn await_joined(
+    ws: &mut Socket,
+    wire: &dyn Wire,
+    entry: Entry<'_>,
+) -> Result<(Option<String>, String, u64), &'static str> {
     while let Some(message) = ws.next().await {
         let Ok(Message::Text(text)) = message else {
             continue;
         };
-        match ServerFrame::decode(text.as_str()) {
-            Ok(ServerFrame::Joined {
+        match wire.greet(text.as_str(), entry) {
+            Greeting::Send(reply) => {
+                if !send(ws, reply).await {
+                    return Err("disconnected");
+                }
+            }
+            Greeting::Wait => {}
+            Greeting::Joined {
                 player,
                 session,
                 seq,
-                ..
-            }) => return Ok((player, session, seq)),
-            Ok(ServerFrame::Error { code, .. }) => return Err(code.as_str()),
-            Ok(_) => continue,
-            Err(_) => return Err("bad_frame"),
+            } => return Ok((player, session, seq)),
+            Greeting::Refused(kind) => return Err(kind),
         }
     }
     Err("disconnected")
 }
 
-/// The `t` a sender put in `data`.
-#[derive(Deserialize)]
-struct Stamp {
-    /// When the act was meant to be sent, µs since the Unix epoch.
-    t: u64,
-    /// The sending worker's slice, in a sharded run.
-    #[serde(default)]
-    w: Option<u32>,
+/// What a player saw while it held its seat: by the room's seqs, or by
+/// senders' counters where the server has no seqs.
+enum Seen {
+    Seqs(MemberRecord),
+    Senders(Box<SenderWatch>),
+}
+
+impl Seen {
+    fn saw(&mut self, seq: Option<u64>, stamp: Option<Stamp>) {
+        match (self, seq, stamp) {
+            (Seen::Seqs(record), Some(seq), _) => record.saw(seq),
+            (
+                Seen::Senders(watch),
+                None,
+                Some(Stamp {
+                    p: Some(sender),
+                    n: Some(n),
+                    ..
+                }),
+            ) => watch.saw(sender, n),
+            _ => {}
+        }
+    }
+
+    /// The last seq seen (what a resume asks after).
+    fn last_seen(&self) -> u64 {
+        match self {
+            Seen::Seqs(record) => record.last_seen(),
+            Seen::Senders(_) => 0,
+        }
+    }
+
+    fn set_stayed(&mut self, stayed: bool) {
+        match self {
+            Seen::Seqs(record) => record.stayed = stayed,
+            Seen::Senders(watch) => watch.stayed = stayed,
+        }
+    }
+
+    fn into_sample(self) -> Sample {
+        match self {
+            Seen::Seqs(record) => Sample::Member(Box::new(record)),
+            Seen::Senders(watch) => Sample::Watch(watch),
+        }
+    }
 }
 
 /// A seat as the player holds it.
 struct Held {
     ws: Socket,
     session: String,
-    record: MemberRecord,
+    seen: Seen,
 }
 
 struct Player {
@@ -241,26 +283,27 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
         next_id: 0,
         pending: VecDeque::new(),
     };
-    let Some(mut held) = Box::pin(player.enter(None, &stop)).await else {
+    let Some(mut held) = Box::pin(player.enter(None, false, &stop)).await else {
         return;
     };
     loop {
         match player.session(&mut held, &stop).await {
             Ending::Stop => {
-                let _ = send(&mut held.ws, &ClientFrame::Leave).await;
-                let _ = held.ws.close(None).await;
                 // Stopped after the run went quiet and drained: it stayed to
                 // the end and is owed every acked event. Stopped earlier (a
                 // ramp-down): it left, and is owed only what came before.
-                held.record.stayed = player.arena.quiesce.is_cancelled();
+                // Decided as it stops reading: a goodbye that takes until
+                // after the run went quiet must not make it owed what it
+                // could no longer read.
+                held.seen.set_stayed(player.arena.quiesce.is_cancelled());
+                player.leave(&mut held).await;
                 player.end_seat(held);
                 return;
             }
             Ending::Churn => {
-                let _ = send(&mut held.ws, &ClientFrame::Leave).await;
-                let _ = held.ws.close(None).await;
+                player.leave(&mut held).await;
                 player.end_seat(held);
-                let Some(next) = Box::pin(player.enter(None, &stop)).await else {
+                let Some(next) = Box::pin(player.enter(None, false, &stop)).await else {
                     return;
                 };
                 held = next;
@@ -274,8 +317,16 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                 }
                 // Entering (connect + handshake) is a large future needed only
                 // briefly: boxed, it does not weigh on every idle player's task.
-                let since = held.record.last_seen();
-                match Box::pin(player.enter(Some((&held.session, since)), &stop)).await {
+                // Without resume the player joins again, and what it missed
+                // meanwhile stays owed.
+                let since = held.seen.last_seen();
+                let resume = player
+                    .arena
+                    .wire
+                    .resumes()
+                    .then_some((held.session.as_str(), since));
+                let again = resume.is_none();
+                match Box::pin(player.enter(resume, again, &stop)).await {
                     Some(resumed) => {
                         held.ws = resumed.ws;
                     }
@@ -283,7 +334,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                         // Could not get the seat back: what it saw stands as
                         // a member who left; a fresh seat starts over.
                         player.end_seat_offline(held);
-                        let Some(next) = Box::pin(player.enter(None, &stop)).await else {
+                        let Some(next) = Box::pin(player.enter(None, false, &stop)).await else {
                             return;
                         };
                         held = next;
@@ -300,15 +351,25 @@ enum Ending {
     Dropped { deliberate: bool },
 }
 
+/// What a server frame asks of the player loop.
+enum Reaction {
+    End(Ending),
+    /// Send this at once (a heartbeat's answer).
+    Answer(String),
+}
+
 impl Player {
     /// Connects and joins (fresh, or resuming `session` after `since`), with
-    /// backoff while the target is unreachable. `None` once it gives up or
-    /// the run stops.
+    /// backoff while the target is unreachable. `again`: a fresh join that
+    /// comes back after a drop (timed as a reconnect). `None` once it gives
+    /// up or the run stops.
     async fn enter(
         &mut self,
         resume: Option<(&str, u64)>,
+        again: bool,
         stop: &CancellationToken,
     ) -> Option<Held> {
+        let back = resume.is_some() || again;
         let started = Instant::now();
         let behaviour = &self.arena.behaviour;
         let (min, max, policy) = (
@@ -318,7 +379,7 @@ impl Player {
         );
         // A well-behaved client waits a random part of the first backoff
         // before it tries again, so a crowd dropped together spreads out.
-        if resume.is_some() && policy == Backoff::Exponential {
+        if back && policy == Backoff::Exponential {
             let first = min.mul_f64(self.rng.random::<f64>());
             tokio::select! {
                 _ = stop.cancelled() => return None,
@@ -332,7 +393,7 @@ impl Player {
             }
             match self.try_enter(resume, attempt).await {
                 Ok(held) => {
-                    if resume.is_some() {
+                    if back {
                         self.arena.report(Sample::Latency {
                             metric: RECONNECT,
                             us: started.elapsed().as_micros() as u64,
@@ -386,34 +447,37 @@ impl Player {
             us: t0.elapsed().as_micros() as u64,
         });
         let t1 = Instant::now();
-        let mode = match resume {
-            None => JoinMode::Fresh {
-                name: format!("{}{}", self.arena.name_prefix, self.seat.index),
-            },
-            Some((session, since)) => JoinMode::Resume {
-                session: session.to_owned(),
-                since: Some(since),
-            },
+        let name = format!("{}{}", self.arena.name_prefix, self.seat.index);
+        let entry = Entry {
+            room: &self.seat.room,
+            name: &name,
+            resume,
         };
-        let join = ClientFrame::Join {
-            room: self.seat.room.to_string(),
-            mode,
-        };
-        if !send(&mut ws, &join).await {
-            return Err("disconnected");
-        }
-        let (player, session, seq) = await_joined(&mut ws).await?;
+        let (player, session, seq) = await_joined(&mut ws, &*self.arena.wire, entry).await?;
         if resume.is_none() {
             self.arena.report(Sample::Latency {
                 metric: JOIN,
                 us: t1.elapsed().as_micros() as u64,
             });
         }
-        Ok(Held {
-            ws,
-            session,
-            record: MemberRecord::new(&self.seat.room, &player, seq),
-        })
+        let player = player.unwrap_or(name);
+        let seen = match self.arena.wire.guarantee() {
+            Guarantee::ServerSeqs => Seen::Seqs(MemberRecord::new(&self.seat.room, &player, seq)),
+            Guarantee::SenderCounters { .. } => Seen::Senders(Box::new(SenderWatch::new(
+                self.seat.room_index,
+                &player,
+                self.arena.ms(),
+            ))),
+        };
+        Ok(Held { ws, session, seen })
+    }
+
+    /// Says goodbye where the protocol has a way to, and closes.
+    async fn leave(&self, held: &mut Held) {
+        if let Some(bye) = self.arena.wire.leave() {
+            let _ = send(&mut held.ws, bye).await;
+        }
+        let _ = held.ws.close(None).await;
     }
 
     fn end_seat(&self, held: Held) {
@@ -422,7 +486,7 @@ impl Player {
     }
 
     fn end_seat_offline(&self, held: Held) {
-        self.arena.report(Sample::Member(Box::new(held.record)));
+        self.arena.report(held.seen.into_sample());
     }
 
     /// Time until the next act after one intended at `after` (µs).
@@ -464,11 +528,14 @@ impl Player {
                     return Ending::Stop;
                 }
                 message = held.ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(ending) = self.on_frame(held, text.as_str()) {
-                            return ending;
+                    Some(Ok(Message::Text(text))) => match self.on_frame(held, text.as_str()) {
+                        Some(Reaction::End(ending)) => return ending,
+                        // Heartbeats are rare: the copy costs nothing.
+                        Some(Reaction::Answer(ref answer)) if !send(&mut held.ws, answer.clone()).await => {
+                            return Ending::Dropped { deliberate: false };
                         }
-                    }
+                        Some(Reaction::Answer(_)) | None => {}
+                    },
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ending::Dropped { deliberate: false },
                     Some(Ok(_)) => {}
                 },
@@ -512,31 +579,49 @@ impl Player {
         self.next_id += 1;
         let id = self.next_id;
         let sent = self.arena.epoch_us + intended;
-        let json = match self.arena.worker {
-            Some(w) => format!(
-                r#"{{"t":{sent},"w":{w},"p":{},"pad":"{}"}}"#,
-                self.seat.index, self.arena.pad
-            ),
-            None => format!(
-                r#"{{"t":{sent},"p":{},"pad":"{}"}}"#,
-                self.seat.index, self.arena.pad
-            ),
+        let (p, pad) = (self.seat.index, &self.arena.pad);
+        let fields = match self.arena.worker {
+            Some(w) => format!(r#""t":{sent},"w":{w},"p":{p},"n":{id},"pad":"{pad}""#),
+            None => format!(r#""t":{sent},"p":{p},"n":{id},"pad":"{pad}""#),
         };
-        let Ok(data) = Data::from_json(json) else {
+        let Some(frame) = self.arena.wire.act(&self.seat.room, id, &fields) else {
             return true;
         };
+        let guarantee = self.arena.wire.guarantee();
+        let by_sender = guarantee != Guarantee::ServerSeqs;
+        self.arena.report(Sample::Act {
+            sent: by_sender.then(|| (p, id, self.arena.ms())),
+        });
+        if guarantee == (Guarantee::SenderCounters { acks: false }) {
+            let written = send(&mut held.ws, frame).await;
+            if written {
+                self.arena.report(Sample::Ack {
+                    stream: self.stream(Some(p)),
+                    seq: id,
+                    us: None,
+                });
+            }
+            return written;
+        }
         self.pending.push_back((id, intended));
-        self.arena.report(Sample::Act);
-        send(&mut held.ws, &ClientFrame::Act { id, data }).await
+        send(&mut held.ws, frame).await
     }
 
-    /// Handles one server frame; `Some` when it ends the connection.
-    fn on_frame(&mut self, held: &mut Held, text: &str) -> Option<Ending> {
+    fn stream(&self, sender: Option<u32>) -> Stream {
+        Stream {
+            room: self.seat.room_index,
+            sender,
+        }
+    }
+
+    /// Handles one server frame; `Some` when it ends the connection, or a
+    /// frame to answer with at once.
+    fn on_frame(&mut self, held: &mut Held, text: &str) -> Option<Reaction> {
         let now = self.arena.now_us();
-        match ServerFrame::decode(text) {
-            Ok(ServerFrame::Event(event)) => {
-                held.record.saw(event.seq);
-                if let Ok(stamp) = serde_json::from_str::<Stamp>(event.data.get()) {
+        match self.arena.wire.read(text) {
+            Incoming::Event { seq, stamp } => {
+                held.seen.saw(seq, stamp);
+                if let Some(stamp) = stamp {
                     // Signed: on another worker's clock it may come out negative.
                     let one_way = (self.arena.epoch_us + now) as i64 - stamp.t as i64;
                     self.arena.report(Sample::Delivery {
@@ -545,24 +630,31 @@ impl Player {
                     });
                 }
             }
-            Ok(ServerFrame::Ack { id, seq }) => {
+            Incoming::Ack { id, seq } => {
                 if let Some(sent) = self.take_pending(id) {
+                    // Without a server seq, the sender's counter is the seq
+                    // of its own stream.
+                    let (stream, seq) = match seq {
+                        Some(seq) => (self.stream(None), seq),
+                        None => (self.stream(Some(self.seat.index)), id),
+                    };
                     self.arena.report(Sample::Ack {
-                        room: self.seat.room_index,
+                        stream,
                         seq,
-                        us: now.saturating_sub(sent),
+                        us: Some(now.saturating_sub(sent)),
                     });
                 }
             }
-            Ok(ServerFrame::Error { code, id, .. }) => {
+            Incoming::Refused { id, code } => {
                 if let Some(id) = id {
                     self.take_pending(id);
                 }
-                self.arena.report(Sample::Error(code.as_str()));
+                self.arena.report(Sample::Error(code));
             }
-            Ok(ServerFrame::Close { .. }) => return Some(Ending::Dropped { deliberate: false }),
-            Ok(_) => {}
-            Err(_) => self.arena.report(Sample::Error("bad_frame")),
+            Incoming::Reply(answer) => return Some(Reaction::Answer(answer)),
+            Incoming::Close => return Some(Reaction::End(Ending::Dropped { deliberate: false })),
+            Incoming::Other => {}
+            Incoming::Bad => self.arena.report(Sample::Error("bad_frame")),
         }
         None
     }

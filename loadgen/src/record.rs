@@ -41,6 +41,12 @@ pub struct TopologyInfo {
     /// Masters of the Redis Cluster; 1: a single Redis.
     #[serde(default = "one")]
     pub redis_shards: u32,
+    /// What ran as the replicas: `tierlab` or a peer (`python-socketio`).
+    #[serde(default)]
+    pub server: String,
+    /// What the players spoke: `tierlab` or `socketio`.
+    #[serde(default)]
+    pub protocol: String,
     pub endpoints: Vec<String>,
 }
 

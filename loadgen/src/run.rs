@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::checker::{self, Verdict};
+use crate::checker::senders::{stream_name, SenderWatch, SentLog};
+use crate::checker::{self, RangeSet, Verdict};
 use crate::drill::{self, FaultEvent};
 use crate::http::{self, HttpRecord, Traffic};
 use crate::player::{self, Arena, Seat};
@@ -23,15 +24,20 @@ use crate::record::{
     Summary, TopologyInfo,
 };
 use crate::sampler::Sampler;
-use crate::scenario::{kind_name, CreateVia, Fault, Metric, Model, Scenario, Stat, Via};
+use crate::scenario::{
+    kind_name, CreateVia, Fault, Metric, Model, ProtocolKind, Scenario, Stat, Via,
+};
 use crate::shape::Shape;
 use crate::shard::{Shard, ShardInfo};
-use crate::stats::{self, Ledger, Sample, Window};
+use crate::stats::{self, Ledger, Sample, Stream, Window};
 use crate::topology::{Topology, TopologyError};
 use crate::usage::CpuClock;
+use crate::wire::Guarantee;
 
 /// How often the spawner compares players to the load shape.
 const SPAWN_TICK: Duration = Duration::from_millis(50);
+/// How long the drain waits after the last ack for that act's fan-out.
+const ACK_SETTLE: Duration = Duration::from_secs(1);
 /// Rooms created concurrently over WebSocket during set-up.
 const CREATE_CONCURRENCY: usize = 32;
 /// A sharded worker's checker facts, next to its run.json.
@@ -171,6 +177,7 @@ async fn drive(
         scenario.population.name_prefix.clone(),
     );
     arena.worker = options.shard.map(|s| s.index);
+    arena.wire = crate::wire::for_protocol(&scenario.protocol);
     if scenario.topology.via != Via::Lb {
         arena.fallbacks = topology
             .replicas
@@ -302,6 +309,18 @@ async fn create_rooms(
     topology: &Topology,
 ) -> Result<(Vec<RoomSlot>, HttpRecord), RunError> {
     let population = &scenario.population;
+    if scenario.protocol.kind == ProtocolKind::Socketio {
+        // A Socket.IO room exists once someone joins it: the run names them,
+        // distinct from any earlier run's.
+        let stamp = unix_seconds(SystemTime::now()) as u64 % 1_000_000;
+        let rooms = (0..population.rooms)
+            .map(|i| RoomSlot {
+                code: format!("{}-{stamp}-{i}", scenario.name).into(),
+                ws_url: None,
+            })
+            .collect();
+        return Ok((rooms, HttpRecord::new()));
+    }
     let request = CreateRoom {
         game: population.game.clone(),
         max_players: population
@@ -564,15 +583,23 @@ async fn pump(
         }
     };
     // Stop acting, let events in flight arrive, then stop the players; their
-    // last records arrive while we keep reading.
+    // last records arrive while we keep reading. An ack that comes late in
+    // the drain (a slow fsync) has its fan-out still on the way: the drain
+    // goes on until `ACK_SETTLE` after the last ack, by `ACK_SETTLE` at most.
     let drain = scenario.load.drain;
     arena.quiesce.cancel();
-    let quiet_until = tokio::time::sleep(drain);
-    tokio::pin!(quiet_until);
+    let drained = tokio::time::Instant::now() + drain;
+    let mut quiet_at = drained;
     loop {
+        let until = quiet_at.min(drained + ACK_SETTLE);
         tokio::select! {
-            Some(sample) = inbox.recv() => ledger.apply(sample),
-            _ = &mut quiet_until => break,
+            Some(sample) = inbox.recv() => {
+                if matches!(sample, Sample::Ack { .. }) {
+                    quiet_at = quiet_at.max(tokio::time::Instant::now() + ACK_SETTLE);
+                }
+                ledger.apply(sample);
+            }
+            _ = tokio::time::sleep_until(until) => break,
         }
     }
     let stopping = tokio::spawn(spawner.stop(drain));
@@ -608,6 +635,7 @@ struct Report {
     rooms: Vec<Arc<str>>,
     /// Which row of `record.faults` each begun fault is.
     fault_rows: HashMap<usize, usize>,
+    guarantee: Guarantee,
 }
 
 impl Report {
@@ -644,6 +672,8 @@ impl Report {
                 balance: kebab(&t.balance),
                 sentinel: t.sentinel,
                 redis_shards: t.redis_shards,
+                server: kebab(&t.server),
+                protocol: kebab(&scenario.protocol.kind),
                 endpoints,
             },
             machine: Machine::this(),
@@ -680,6 +710,7 @@ impl Report {
             last_tick: Duration::ZERO,
             rooms: rooms.iter().map(|r| Arc::clone(&r.code)).collect(),
             fault_rows: HashMap::new(),
+            guarantee: crate::wire::for_protocol(&scenario.protocol).guarantee(),
         })
     }
 
@@ -791,13 +822,16 @@ impl Report {
         if self.tty && !self.quiet {
             eprintln!();
         }
-        // Players number rooms; the checker speaks in room codes.
-        let facts = checker::Facts {
-            acked: by_code(&self.rooms, ledger.acked),
-            clock: by_code(&self.rooms, ledger.ack_clock),
-            members: ledger.members,
-        };
+        let facts = facts(
+            &self.rooms,
+            ledger.acked,
+            ledger.ack_clock,
+            ledger.members,
+            ledger.watches,
+            &ledger.sent,
+        );
         self.record.checker = facts.check();
+        self.record.checker.guarantee = self.guarantee.describe().to_owned();
         if let Some(shard) = &mut self.record.shard {
             let me = shard.indices.first().copied().unwrap_or(0);
             shard.add_deliveries(me, &ledger.from_worker);
@@ -847,10 +881,48 @@ pub fn fanout_slo_ms(slos: &[crate::scenario::Slo]) -> Option<f64> {
 }
 
 /// A map keyed by room number, keyed by room code instead.
-fn by_code<T>(rooms: &[Arc<str>], by_number: HashMap<u32, T>) -> HashMap<String, T> {
-    by_number
+/// The checker's facts. Players number rooms and senders; the checker
+/// speaks in room codes, and in `ROOM/pN` for a sender's stream.
+fn facts(
+    rooms: &[Arc<str>],
+    acked: HashMap<Stream, RangeSet>,
+    clock: HashMap<Stream, Vec<(u64, u64)>>,
+    mut members: Vec<checker::MemberRecord>,
+    watches: Vec<SenderWatch>,
+    sent: &SentLog,
+) -> checker::Facts {
+    let mut senders: HashMap<u32, Vec<u32>> = HashMap::new();
+    for stream in acked.keys() {
+        if let Some(sender) = stream.sender {
+            senders.entry(stream.room).or_default().push(sender);
+        }
+    }
+    for watch in watches {
+        let code = rooms
+            .get(watch.room as usize)
+            .map_or("", |c| &**c)
+            .to_owned();
+        let of_room = senders.get(&watch.room).map_or(&[][..], Vec::as_slice);
+        members.extend(watch.into_records(&code, of_room, sent));
+    }
+    checker::Facts {
+        acked: by_code(rooms, acked),
+        clock: by_code(rooms, clock),
+        members,
+    }
+}
+
+fn by_code<T>(rooms: &[Arc<str>], by_stream: HashMap<Stream, T>) -> HashMap<String, T> {
+    by_stream
         .into_iter()
-        .filter_map(|(room, v)| rooms.get(room as usize).map(|code| (code.to_string(), v)))
+        .filter_map(|(stream, v)| {
+            let code = rooms.get(stream.room as usize)?;
+            let name = match stream.sender {
+                None => code.to_string(),
+                Some(sender) => stream_name(code, sender),
+            };
+            Some((name, v))
+        })
         .collect()
 }
 

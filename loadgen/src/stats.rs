@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::checker::senders::{SenderWatch, SentLog};
 use crate::checker::{MemberRecord, RangeSet};
 
 /// Latencies are recorded in microseconds, 1 µs to 10 min, 3 significant digits.
@@ -24,11 +25,18 @@ pub enum Sample {
         metric: usize,
         us: u64,
     },
-    Act,
+    /// An act went out; `sent` is (sender, its counter, ms since the run
+    /// started) where the checker works from senders' counters.
+    Act {
+        sent: Option<(u32, u64, u32)>,
+    },
+    /// An act acknowledged: `seq` of `stream` (the room's seq, or the
+    /// sender's counter), `us` after it was meant to go (none when the
+    /// protocol has no acks and the act counts once written).
     Ack {
-        room: u32,
+        stream: Stream,
         seq: u64,
-        us: u64,
+        us: Option<u64>,
     },
     Delivery {
         us: u64,
@@ -41,6 +49,16 @@ pub enum Sample {
     Error(&'static str),
     /// A seat's record, sent when the seat ends (left, lost, or run over).
     Member(Box<MemberRecord>),
+    /// The same, for a target without server seqs.
+    Watch(Box<SenderWatch>),
+}
+
+/// What acks number: a room's events (server seqs), or one sender's acts in
+/// a room (sender counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stream {
+    pub room: u32,
+    pub sender: Option<u32>,
 }
 
 pub fn histogram() -> Histogram<u64> {
@@ -156,12 +174,14 @@ pub struct Ledger {
     pub total: Window,
     pub online: i64,
     pub peak_online: i64,
-    pub acked: HashMap<u32, RangeSet>,
-    /// When acks happened, per room: (highest seq acked so far, second).
-    pub ack_clock: HashMap<u32, Vec<(u64, u64)>>,
-    /// Highest seq acked per room in the current second.
-    acked_now: HashMap<u32, u64>,
+    pub acked: HashMap<Stream, RangeSet>,
+    /// When acks happened, per stream: (highest seq acked so far, second).
+    pub ack_clock: HashMap<Stream, Vec<(u64, u64)>>,
+    /// Highest seq acked per stream in the current second.
+    acked_now: HashMap<Stream, u64>,
     pub members: Vec<MemberRecord>,
+    pub watches: Vec<SenderWatch>,
+    pub sent: SentLog,
     /// Signed one-way delivery times by sending worker (first
     /// `FROM_WORKER_SAMPLES` of each).
     pub from_worker: BTreeMap<u32, Vec<i64>>,
@@ -175,11 +195,18 @@ impl Ledger {
         let w = &mut self.current;
         match sample {
             Sample::Latency { metric, us } => w.record(metric, us),
-            Sample::Act => w.acts += 1,
-            Sample::Ack { room, seq, us } => {
-                w.record(1, us);
-                self.acked.entry(room).or_default().insert(seq);
-                let high = self.acked_now.entry(room).or_default();
+            Sample::Act { sent } => {
+                w.acts += 1;
+                if let Some((sender, n, ms)) = sent {
+                    self.sent.record(sender, n, ms);
+                }
+            }
+            Sample::Ack { stream, seq, us } => {
+                if let Some(us) = us {
+                    w.record(1, us);
+                }
+                self.acked.entry(stream).or_default().insert(seq);
+                let high = self.acked_now.entry(stream).or_default();
                 *high = (*high).max(seq);
             }
             Sample::Delivery { us, from } => {
@@ -198,6 +225,7 @@ impl Ledger {
             }
             Sample::Error(kind) => *w.errors.entry(kind).or_default() += 1,
             Sample::Member(record) => self.members.push(*record),
+            Sample::Watch(watch) => self.watches.push(*watch),
         }
     }
 
@@ -207,8 +235,8 @@ impl Ledger {
         let window = std::mem::take(&mut self.current);
         self.total += &window;
         let t = t.as_secs_f64().round() as u64;
-        for (room, high) in self.acked_now.drain() {
-            let marks = self.ack_clock.entry(room).or_default();
+        for (stream, high) in self.acked_now.drain() {
+            let marks = self.ack_clock.entry(stream).or_default();
             let before = marks.last().map_or(0, |m| m.0);
             if high > before {
                 marks.push((high, t));
@@ -264,7 +292,7 @@ mod tests {
     fn seconds_fold_into_totals_and_rows() {
         let mut ledger = Ledger::default();
         ledger.apply(Sample::Online(2));
-        ledger.apply(Sample::Act);
+        ledger.apply(Sample::Act { sent: None });
         ledger.apply(Sample::Delivery {
             us: 1500,
             from: None,
@@ -273,10 +301,14 @@ mod tests {
             us: 2500,
             from: None,
         });
-        ledger.apply(Sample::Ack {
+        let room = Stream {
             room: 0,
+            sender: None,
+        };
+        ledger.apply(Sample::Ack {
+            stream: room,
             seq: 1,
-            us: 800,
+            us: Some(800),
         });
         let (window, first) = ledger.close_second(Duration::from_secs(1), 2.0, Machine::default());
         assert_eq!(window.deliveries, 2);
@@ -290,8 +322,8 @@ mod tests {
         assert_eq!(ledger.total.deliveries, 2);
         assert_eq!(ledger.total.errors_total(), 1);
         assert_eq!(ledger.peak_online, 2);
-        assert!(ledger.acked[&0].contains(1));
-        assert_eq!(ledger.ack_clock[&0], [(1, 1)]);
+        assert!(ledger.acked[&room].contains(1));
+        assert_eq!(ledger.ack_clock[&room], [(1, 1)]);
         assert_eq!(second.errors_by_kind["unavailable"], 1);
     }
 }

@@ -25,7 +25,7 @@ mod docker;
 
 use crate::proxy::{FaultProxy, LinkState};
 use crate::scenario::{
-    self, Balance, Fault, FaultKind, Persistence, StateMode, Target, TopologyKind, Via,
+    self, Balance, Fault, FaultKind, Persistence, ServerKind, StateMode, Target, TopologyKind, Via,
 };
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -61,11 +61,24 @@ pub struct Endpoint {
     pub http_url: String,
 }
 
+/// Where the replicas' WebSocket listens: the reference server's, or a
+/// Socket.IO server's WebSocket transport.
+const TIERLAB_WS: &str = "/ws";
+const SOCKETIO_WS: &str = "/socket.io/?EIO=4&transport=websocket";
+
+/// The python-socketio peer, shipped inside `tierlab` so a run needs no
+/// checkout; it is written into the run directory and started from there.
+const PEER_SCRIPT: &str = include_str!("../../scenarios/peers/chat_socketio.py");
+
 impl Endpoint {
     fn local(name: &str, port: u16) -> Endpoint {
+        Endpoint::local_at(name, port, TIERLAB_WS)
+    }
+
+    fn local_at(name: &str, port: u16, ws_path: &str) -> Endpoint {
         Endpoint {
             name: name.to_owned(),
-            ws_url: format!("ws://127.0.0.1:{port}/ws"),
+            ws_url: format!("ws://127.0.0.1:{port}{ws_path}"),
             http_url: format!("http://127.0.0.1:{port}"),
         }
     }
@@ -119,6 +132,8 @@ pub struct Topology {
     /// The containers, for a docker topology.
     stack: Option<docker::Stack>,
     dir: PathBuf,
+    /// The path of the WebSocket the local replicas (and HAProxy) serve.
+    ws_path: &'static str,
 }
 
 /// What a redis-server the topology starts is for.
@@ -194,8 +209,8 @@ fn server_binary(spec: &scenario::Topology) -> PathBuf {
     }
 }
 
-async fn version_of(program: &str, flag: &str) -> String {
-    match Command::new(program).arg(flag).output().await {
+async fn version_of(program: &str, args: &[&str]) -> String {
+    match Command::new(program).args(args).output().await {
         Ok(out) => {
             let text = if out.stdout.is_empty() {
                 out.stderr
@@ -270,6 +285,7 @@ impl Topology {
             redis_cluster: Vec::new(),
             stack: None,
             dir: dir.to_owned(),
+            ws_path: TIERLAB_WS,
         }
     }
 
@@ -324,7 +340,7 @@ impl Topology {
                 .await?;
             self.versions.push((
                 "redis".into(),
-                version_of("redis-server", "--version").await,
+                version_of("redis-server", &["--version"]).await,
             ));
         } else if spec.state == StateMode::Redis {
             self.start_redis(spec.persistence, "redis", RedisRole::Primary)
@@ -334,21 +350,37 @@ impl Topology {
             }
             self.versions.push((
                 "redis".into(),
-                version_of("redis-server", "--version").await,
+                version_of("redis-server", &["--version"]).await,
             ));
         }
-        let server = server_binary(spec);
-        self.versions.push((
-            "tierlab-server".into(),
-            version_of(&server.to_string_lossy(), "--version").await,
-        ));
+        let server = match spec.server {
+            ServerKind::Tierlab => {
+                let bin = server_binary(spec);
+                self.versions.push((
+                    "tierlab-server".into(),
+                    version_of(&bin.to_string_lossy(), &["--version"]).await,
+                ));
+                bin
+            }
+            ServerKind::PythonSocketio => {
+                self.ws_path = SOCKETIO_WS;
+                let script = self.dir.join("chat_socketio.py");
+                std::fs::write(&script, PEER_SCRIPT)?;
+                let version = "import importlib.metadata as m; print('python-socketio', m.version('python-socketio'))";
+                self.versions.push((
+                    "python-socketio".into(),
+                    version_of(&spec.python, &["-c", version]).await,
+                ));
+                script
+            }
+        };
         for i in 1..=spec.replicas {
             self.start_replica(spec, &server, i, links).await?;
         }
         if spec.via == Via::Lb {
             self.start_haproxy(spec.balance).await?;
             self.versions
-                .push(("haproxy".into(), version_of("haproxy", "-v").await));
+                .push(("haproxy".into(), version_of("haproxy", &["-v"]).await));
         }
         let mut endpoints: Vec<Endpoint> = self.replicas.clone();
         endpoints.extend(self.lb.clone());
@@ -559,12 +591,63 @@ impl Topology {
         } else {
             port
         };
-        let endpoint = Endpoint::local(&name, reached_at);
+        let endpoint = Endpoint::local_at(&name, reached_at, self.ws_path);
+        let launch = match spec.server {
+            ServerKind::Tierlab => {
+                self.tierlab_launch(spec, server, (i, &name, port), &endpoint, links)
+                    .await?
+            }
+            ServerKind::PythonSocketio => {
+                self.peer_launch(spec, server, (i, &name, port), links)
+                    .await?
+            }
+        };
+        self.adopt(&name, launch)?;
+        self.replicas.push(endpoint);
+        Ok(())
+    }
+
+    /// The python-socketio peer as replica `i`, on the topology's Redis.
+    async fn peer_launch(
+        &mut self,
+        spec: &scenario::Topology,
+        script: &Path,
+        (i, name, port): (u32, &str, u16),
+        links: &[Target],
+    ) -> Result<Launch, TopologyError> {
+        let redis = self.redis_url_for(i, links).await?.ok_or_else(|| {
+            TopologyError::External("the python-socketio peer needs Redis".into())
+        })?;
+        Ok(Launch {
+            program: PathBuf::from(&spec.python),
+            args: vec![
+                script.to_string_lossy().into_owned(),
+                "--port".into(),
+                port.to_string(),
+                "--redis".into(),
+                redis,
+            ],
+            env: vec![("PYTHONUNBUFFERED".into(), "1".into())],
+            what: format!("{} {}", spec.python, script.display()),
+            hint: "python3 -m pip install -r scenarios/peers/requirements.txt",
+            ready: Readiness::Http(Endpoint::local_at(name, port, SOCKETIO_WS)),
+        })
+    }
+
+    /// `tierlab-server` as replica `i`.
+    async fn tierlab_launch(
+        &mut self,
+        spec: &scenario::Topology,
+        server: &Path,
+        (i, name, port): (u32, &str, u16),
+        endpoint: &Endpoint,
+        links: &[Target],
+    ) -> Result<Launch, TopologyError> {
         let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
             "--server-id".into(),
-            name.clone(),
+            name.to_owned(),
             "--public-url".into(),
             endpoint.ws_url.clone(),
         ];
@@ -607,18 +690,15 @@ impl Topology {
             args.extend(["--workers".into(), "1".into()]);
         }
         args.extend(spec.server_args.iter().cloned());
-        let launch = Launch {
+        Ok(Launch {
             program: server.to_owned(),
             args,
             env: vec![("RUST_LOG".into(), "warn".into())],
             what: server.display().to_string(),
             hint: "cargo build --release -p tierlab-server",
             // Readiness of all replicas is awaited together, after the LB.
-            ready: Readiness::Http(Endpoint::local(&name, port)),
-        };
-        self.adopt(&name, launch)?;
-        self.replicas.push(endpoint);
-        Ok(())
+            ready: Readiness::Http(Endpoint::local(name, port)),
+        })
     }
 
     /// Redis as replica `i` reaches it: through a proxy when a fault will
@@ -664,7 +744,7 @@ impl Topology {
         );
         let path = self.dir.join("haproxy.cfg");
         std::fs::write(&path, config)?;
-        let lb = Endpoint::local("haproxy", port);
+        let lb = Endpoint::local_at("haproxy", port, self.ws_path);
         let launch = Launch {
             program: PathBuf::from("haproxy"),
             args: vec![

@@ -311,6 +311,7 @@ pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String,
             })
             .collect(),
         dashed: Vec::new(),
+        y_cap: None,
         level: sweep
             .fanout_slo_ms
             .map(|slo| (format!("SLO {slo} ms"), slo)),
@@ -356,6 +357,7 @@ pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String,
                 _ => None,
             })
             .collect(),
+        y_cap: None,
         level: None,
         marks: Vec::new(),
     };
@@ -381,6 +383,7 @@ pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String,
             })
             .collect(),
         dashed: Vec::new(),
+        y_cap: None,
         level: Some(("one core".to_owned(), 100.0)),
         marks: Vec::new(),
     };

@@ -320,6 +320,7 @@ pub fn capacity(
         y_desc: "p95 fan-out, ms",
         series: vec![("p95 fan-out".to_owned(), curve.to_vec())],
         dashed: Vec::new(),
+        y_cap: None,
         level: slo_ms.map(|slo| (format!("SLO {slo} ms"), slo)),
         marks: knee
             .map(|k| (format!("knee ≈ {k:.0} players"), k))
@@ -339,6 +340,9 @@ pub struct Curves<'a> {
     pub dashed: Vec<(String, Vec<(f64, f64)>)>,
     pub level: Option<(String, f64)>,
     pub marks: Vec<(String, f64)>,
+    /// The top of the y axis at most (a curve that runs away above it is
+    /// cut off, so the others stay readable).
+    pub y_cap: Option<f64>,
 }
 
 pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
@@ -358,6 +362,7 @@ pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
         .chain(c.level.iter().map(|l| l.1))
         .fold(1.0, f64::max)
         * 1.2;
+    let high = c.y_cap.map_or(high, |cap| high.min(cap));
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(c.title, (FONT, 18))

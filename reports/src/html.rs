@@ -209,6 +209,9 @@ fn verdict(page: &mut String, report: &Report) {
     );
     let c = &run.checker;
     page.push_str("<h2>Delivery checker</h2>");
+    if !c.guarantee.is_empty() {
+        let _ = write!(page, "<p>Checked: {}.</p>", escape(&c.guarantee));
+    }
     table(
         page,
         &[

@@ -5,6 +5,7 @@
 
 pub mod capacity;
 pub mod charts;
+pub mod compare;
 pub mod gate;
 pub mod html;
 pub mod junit;

@@ -56,6 +56,9 @@ pub fn render(report: &Report) -> String {
         "\n| acked | delivered | lost | duplicated | reordered |\n|---|---|---|---|---|\n| {} | {} | {} | {} | {} |",
         c.acked, c.delivered, c.lost, c.duplicated, c.reordered
     );
+    if !c.guarantee.is_empty() {
+        let _ = writeln!(md, "\nChecked: {}.", c.guarantee);
+    }
     if let Some(Ok(gate)) = &report.comparison {
         let _ = writeln!(md, "\n```text\n{}```", gate.table());
     }

@@ -149,9 +149,10 @@ pub fn summary(run: &Run) -> String {
     let t = &run.topology;
     let s = &run.summary;
     let mut text = format!(
-        "{} replica{} ({} state{}, players {}) held {} players at p95 fan-out {:.1} ms \
+        "{}{} replica{} ({} state{}, players {}) held {} players at p95 fan-out {:.1} ms \
          (p99 ack {:.1} ms); {} events delivered, {} lost, {} duplicated.",
         t.replicas,
+        t.peer(),
         if t.replicas == 1 { "" } else { "s" },
         t.state,
         if t.sentinel {

@@ -55,6 +55,20 @@ pub struct TopologyInfo {
     pub persistence: String,
     #[serde(default)]
     pub sentinel: bool,
+    /// What ran as the replicas (`tierlab`, `python-socketio`); empty in
+    /// runs older than the field, which were all `tierlab`.
+    #[serde(default)]
+    pub server: String,
+}
+
+impl TopologyInfo {
+    /// `" python-socketio"` for a peer, nothing for the reference server.
+    pub fn peer(&self) -> String {
+        match self.server.as_str() {
+            "" | "tierlab" => String::new(),
+            other => format!(" {other}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -87,6 +101,10 @@ pub struct Checker {
     pub reordered: u64,
     #[serde(default)]
     pub unacked_delivered: u64,
+    /// What was checked (server seqs, or senders' counters for targets
+    /// without them); empty in runs older than the field.
+    #[serde(default)]
+    pub guarantee: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -210,8 +228,9 @@ impl Run {
     pub fn topology_label(&self) -> String {
         let t = &self.topology;
         format!(
-            "{} × {} via {}, persistence {}{}",
+            "{} ×{} {} via {}, persistence {}{}",
             t.replicas,
+            t.peer(),
             t.state,
             t.via,
             t.persistence,

@@ -51,10 +51,8 @@ pub fn judge(
     // inside it: when the next fault starts at 24.0007 s, row 25 is that
     // fault's first second, not this one's last.
     let last_row = (end + 0.5).floor();
-    let inside: Vec<&Second> = series
-        .iter()
-        .filter(|s| s.t as f64 > start - 1.0 && s.t as f64 <= last_row)
-        .collect();
+    let in_window = |t: u64| t as f64 > start - 1.0 && t as f64 <= last_row;
+    let inside: Vec<&Second> = series.iter().filter(|s| in_window(s.t)).collect();
     let players_before = series
         .iter()
         .rev()
@@ -77,20 +75,17 @@ pub fn judge(
         None => Some(0.0),
         Some(last) => inside.get(last + 1).map(|s| since(s)),
     };
-    let over = |s: &&&Second| s.fanout_ms.count > 0 && s.fanout_ms.p95 > fanout_limit_ms;
-    let fanout_recovered_s = match inside.iter().rposition(|s| over(&s)) {
-        None => Some(0.0),
-        Some(last) if last + 1 == inside.len() => None,
-        Some(last) => Some(since(inside[last])),
-    };
+    let fanout_recovered_s = fanout_settled(&inside, fanout_limit_ms, since);
     let mut errors = BTreeMap::new();
     for s in &inside {
         for (kind, n) in &s.errors_by_kind {
             *errors.entry(kind.clone()).or_default() += n;
         }
     }
+    // The same rows: an ack clock second is a row of the time series.
     let lost = lost_by_ack_second
-        .range(start.floor() as u64..=end.ceil() as u64)
+        .iter()
+        .filter(|(t, _)| in_window(**t))
         .map(|(_, n)| n)
         .sum();
     FaultVerdict {
@@ -105,6 +100,35 @@ pub fn judge(
         lost,
         pass: lost == 0 && players_back_s.is_some() && fanout_recovered_s.is_some(),
     }
+}
+
+/// Measured seconds in a row under the limit that count as recovered: one
+/// slow second after them is a busy machine's noise, not the fault's tail.
+const SETTLED_SECONDS: usize = 3;
+
+/// Seconds from the fault's start to the last slow second before fan-out
+/// settled: the first second over the limit that is followed by
+/// `SETTLED_SECONDS` measured seconds under it, or by the rest of the
+/// window. 0 when never slow; `None` when the window ends slow.
+fn fanout_settled(
+    inside: &[&Second],
+    limit_ms: f64,
+    since: impl Fn(&Second) -> f64,
+) -> Option<f64> {
+    let over = |s: &Second| s.fanout_ms.count > 0 && s.fanout_ms.p95 > limit_ms;
+    let slow: Vec<usize> = (0..inside.len()).filter(|&i| over(inside[i])).collect();
+    if slow.is_empty() {
+        return Some(0.0);
+    }
+    let next_slow = slow.iter().skip(1).copied().chain([inside.len()]);
+    slow.iter().zip(next_slow).find_map(|(&i, next)| {
+        let measured = inside[i + 1..next]
+            .iter()
+            .filter(|s| s.fanout_ms.count > 0)
+            .count();
+        let settled = measured >= SETTLED_SECONDS || (next == inside.len() && i + 1 < next);
+        settled.then(|| since(inside[i]))
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +208,30 @@ mod tests {
         let v = judge(13.0007, 24.0007, &series, &BTreeMap::new(), 50.0);
         assert_eq!(v.fanout_recovered_s, Some(0.0), "{v:?}");
         assert!(v.pass);
+        // Nor are the losses acked in it: they are the next fault's.
+        let lost = BTreeMap::from([(25, 9)]);
+        assert_eq!(judge(13.0007, 24.0007, &series, &lost, 50.0).lost, 0);
+        assert_eq!(judge(24.0007, 30.0, &series, &lost, 50.0).lost, 9);
+    }
+
+    #[test]
+    fn one_slow_second_after_fan_out_settled_is_noise() {
+        // Slow in seconds 19 and 21, then fine for 3 s, then one slow
+        // second at the window's end.
+        let mut series: Vec<Second> = (1..=30).map(|t| second(t, 100, 5.0)).collect();
+        for t in [19, 21, 25] {
+            series[t - 1] = second(t as u64, 100, 400.0);
+        }
+        let v = judge(13.0, 25.0, &series, &BTreeMap::new(), 50.0);
+        assert_eq!(v.fanout_recovered_s, Some(8.0), "{v:?}");
+        // Unmeasured seconds do not count as settled.
+        for row in &mut series[21..24] {
+            row.fanout_ms.count = 0;
+        }
+        assert_eq!(
+            judge(13.0, 25.0, &series, &BTreeMap::new(), 50.0).fanout_recovered_s,
+            None
+        );
     }
 
     #[test]

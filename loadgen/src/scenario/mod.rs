@@ -6,6 +6,7 @@
 //! Nothing is silently defaulted except what `docs/scenarios.md` documents.
 
 mod fault;
+mod protocol;
 mod slo;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use fault::{kind_name, Direction, Fault, FaultKind, FaultSpec, Target};
+pub use protocol::{Protocol, ProtocolKind};
 pub use slo::{Comparison, Metric, Slo, SloError, Stat};
 
 /// Why a scenario could not be loaded.
@@ -124,6 +126,23 @@ pub struct Topology {
     /// 1: a single Redis.
     #[serde(default = "Topology::default_redis_shards")]
     pub redis_shards: u32,
+    /// What the local topology runs as its replicas.
+    #[serde(default)]
+    pub server: ServerKind,
+    /// The interpreter for a Python peer.
+    #[serde(default = "Topology::default_python")]
+    pub python: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerKind {
+    /// `tierlab-server`, the reference.
+    #[default]
+    Tierlab,
+    /// `scenarios/peers/chat_socketio.py`: python-socketio with its Redis
+    /// manager (speaks `protocol.kind = "socketio"`).
+    PythonSocketio,
 }
 
 impl Topology {
@@ -147,6 +166,9 @@ impl Topology {
     }
     fn default_redis_shards() -> u32 {
         1
+    }
+    fn default_python() -> String {
+        "python3".into()
     }
 }
 
@@ -438,6 +460,8 @@ struct ScenarioFile {
     #[serde(default)]
     http: HttpTraffic,
     #[serde(default)]
+    protocol: Protocol,
+    #[serde(default)]
     slo: Vec<String>,
     #[serde(default)]
     faults: Vec<FaultSpec>,
@@ -455,6 +479,7 @@ pub struct Scenario {
     pub load: Load,
     pub behaviour: Behaviour,
     pub http: HttpTraffic,
+    pub protocol: Protocol,
     pub slo: Vec<Slo>,
     /// In the order they start.
     pub faults: Vec<Fault>,
@@ -734,9 +759,9 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         "must be at least 1",
     )?;
     check(
-        c.hold >= Duration::from_secs(2),
+        c.hold >= Duration::from_secs(3),
         "capacity.hold",
-        "must be 2s or more (it is measured)",
+        "must be 3s or more (the second after the ramp settles it; the rest is measured)",
     )?;
     check(
         c.error_limit_pct > 0.0 && c.error_limit_pct <= 100.0,
@@ -785,6 +810,7 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         "behaviour.backoff_min",
         "immediate retries need a backoff_min of 1ms or more (a zero wait would spin)",
     )?;
+    check_protocol(&file, &invalid)?;
     let slo = file
         .slo
         .iter()
@@ -824,12 +850,72 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         load: file.load,
         behaviour: file.behaviour,
         http: file.http,
+        protocol: file.protocol,
         slo,
         faults,
         capacity: file.capacity,
         source,
         path: path.to_owned(),
     })
+}
+
+/// Whether the players' protocol, the servers the topology runs and the
+/// rest of the scenario fit together.
+fn check_protocol(
+    file: &ScenarioFile,
+    invalid: &impl Fn(&str, String) -> ScenarioError,
+) -> Result<(), ScenarioError> {
+    let (t, p) = (&file.topology, &file.protocol);
+    if let Some((field, message)) = p.problem() {
+        return Err(invalid(field, message));
+    }
+    let socketio = p.kind == ProtocolKind::Socketio;
+    if t.server == ServerKind::PythonSocketio {
+        let fits = t.kind == TopologyKind::Local
+            && t.state == StateMode::Redis
+            && !t.sentinel
+            && t.redis_shards == 1
+            && t.via != Via::Assigned;
+        if !fits {
+            return Err(invalid(
+                "topology.server",
+                "the python-socketio peer runs in the local topology, on one Redis (state = \"redis\", no Sentinel or cluster), behind \"lb\" or \"direct\"".into(),
+            ));
+        }
+        if !socketio {
+            return Err(invalid(
+                "protocol.kind",
+                "the python-socketio peer speaks \"socketio\"".into(),
+            ));
+        }
+    }
+    if socketio {
+        if t.kind != TopologyKind::External && t.server == ServerKind::Tierlab {
+            return Err(invalid(
+                "protocol.kind",
+                "tierlab-server speaks \"tierlab\"; run a Socket.IO system with topology.server = \"python-socketio\" or kind = \"external\"".into(),
+            ));
+        }
+        if t.via == Via::Assigned {
+            return Err(invalid(
+                "topology.via",
+                "a Socket.IO target assigns no replicas to rooms; use \"lb\" or \"direct\"".into(),
+            ));
+        }
+        if file.http.lookup_users > 0 {
+            return Err(invalid(
+                "http.lookup_users",
+                "a Socket.IO target has no room lookup API; set it to 0".into(),
+            ));
+        }
+        if file.population.cross_worker {
+            return Err(invalid(
+                "population.cross_worker",
+                "a Socket.IO run is checked from senders' counters and send times, which stay on one worker".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

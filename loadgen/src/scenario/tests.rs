@@ -155,7 +155,7 @@ fn overrides_apply_and_bad_ones_are_named() {
 fn shipped_scenarios_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut seen = 0;
-    for dir in [root.clone(), root.join("drills")] {
+    for dir in [root.clone(), root.join("drills"), root.join("socketio")] {
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
             let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
             if path.extension().is_some_and(|e| e == "toml") {
@@ -306,4 +306,67 @@ fn a_redis_cluster_topology_refuses_what_it_cannot_do() {
     let crash = "\n[[faults]]\nkind = \"crash\"\ntarget = \"redis\"\nat = \"1s\"\n";
     let err = error(&format!("{}{crash}", shards("")));
     assert!(err.contains("not fault targets yet"), "{err}");
+}
+
+#[test]
+fn a_socketio_game_maps_its_events_and_refuses_what_cannot_work() {
+    let peer = GOOD.replace(
+        "[topology]\nreplicas = 2",
+        "[topology]\nreplicas = 2\nserver = \"python-socketio\"\n\n[protocol]\nkind = \"socketio\"\njoin_args = [{ room = \"{room}\", as = \"player\" }]",
+    );
+    let s = parse(&peer).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.protocol.kind, ProtocolKind::Socketio);
+    assert_eq!(s.protocol.act_event, "act");
+    assert_eq!(
+        s.protocol.join_args_for("R1"),
+        vec![serde_json::json!({ "room": "R1", "as": "player" })]
+    );
+    for (change, field) in [
+        // The reference server does not speak Socket.IO, nor the peer ours.
+        (("server = \"python-socketio\"\n", ""), "protocol.kind"),
+        (
+            ("kind = \"socketio\"", "kind = \"tierlab\""),
+            "protocol.kind",
+        ),
+        (
+            ("replicas = 2\n", "replicas = 2\nsentinel = true\n"),
+            "topology.server",
+        ),
+        (
+            ("replicas = 2\n", "replicas = 2\nvia = \"assigned\"\n"),
+            "topology.server",
+        ),
+        (
+            ("{ room = \"{room}\", as = \"player\" }", "\"lobby\""),
+            "protocol.join_args",
+        ),
+        (
+            (
+                "kind = \"socketio\"",
+                "kind = \"socketio\"\nnamespace = \"chat\"",
+            ),
+            "protocol.namespace",
+        ),
+        (
+            (
+                "kind = \"socketio\"",
+                "kind = \"socketio\"\nact_event = \"\"",
+            ),
+            "protocol.act_event",
+        ),
+        (
+            ("[behaviour]", "[http]\nlookup_users = 2\n\n[behaviour]"),
+            "http.lookup_users",
+        ),
+    ] {
+        let err = error(&peer.replacen(change.0, change.1, 1));
+        assert!(err.contains(field), "{change:?}: {err}");
+    }
+}
+
+#[test]
+fn a_capacity_hold_too_short_to_measure_is_refused() {
+    let err = error(&format!("{GOOD}\n[capacity]\nhold = \"2s\"\n"));
+    assert!(err.contains("capacity.hold"), "{err}");
+    assert!(parse(&format!("{GOOD}\n[capacity]\nhold = \"3s\"\n")).is_ok());
 }

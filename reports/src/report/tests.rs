@@ -35,6 +35,7 @@ fn run() -> Run {
         duplicated: 0,
         reordered: 0,
         unacked_delivered: 0,
+        guarantee: "server seqs".into(),
     };
     run.slo = vec![
         SloVerdict {
