@@ -143,8 +143,10 @@ async fn a_master_killed_under_a_live_room_loses_nothing_acked() {
     near.join(&room, "near").await;
     far.join(&room, "far").await;
 
+    // On a busy machine a healthy cluster's WAIT may still time out: that
+    // act is refused, though written, and takes a seq no ack names.
     let before = act_through(&mut sender, 1, 5, Instant::now()).await;
-    assert_eq!(before, vec![1, 2, 3, 4, 5]);
+    assert!(before.windows(2).all(|w| w[0] < w[1]), "{before:?}");
     let old = cluster.owner(&seq_key(&room)).unwrap();
     cluster.kill(old);
     let killed_at = Instant::now();
