@@ -54,6 +54,11 @@ pub async fn sweep(scenario: &Scenario, options: &SweepOptions) -> Result<PathBu
     write(scenario, options, &configs)
 }
 
+/// Where a sweep under `out` keeps the run of one configuration's step.
+pub fn step_dir(out: &Path, config: &str, players: u32) -> PathBuf {
+    out.join(config).join(format!("step-{players:06}"))
+}
+
 fn state_name(state: StateMode) -> &'static str {
     match state {
         StateMode::Redis => "redis",
@@ -87,7 +92,7 @@ async fn sweep_one(
     };
     let mut players = step;
     while players <= top {
-        let dir = options.out.join(&label).join(format!("step-{players:06}"));
+        let dir = step_dir(&options.out, &label, players);
         let step_scenario = step_scenario(scenario, replicas, state, players)?;
         let run_options = RunOptions {
             out: Some(dir.clone()),

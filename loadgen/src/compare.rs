@@ -132,10 +132,7 @@ async fn measure(
         })?;
     let best_run = match best_step(&config) {
         Some(step) => {
-            let step_dir = dir
-                .join("capacity")
-                .join(&config.label)
-                .join(format!("step-{:06}", step.offered));
+            let step_dir = capacity::step_dir(&sweep_options.out, &config.label, step.offered);
             Some(Run::load(&step_dir).map_err(|e| CompareError::Read {
                 path: step_dir,
                 message: e.to_string(),

@@ -530,11 +530,13 @@ impl Player {
                 message = held.ws.next() => match message {
                     Some(Ok(Message::Text(text))) => match self.on_frame(held, text.as_str()) {
                         Some(Reaction::End(ending)) => return ending,
-                        // Heartbeats are rare: the copy costs nothing.
-                        Some(Reaction::Answer(ref answer)) if !send(&mut held.ws, answer.clone()).await => {
-                            return Ending::Dropped { deliberate: false };
+                        Some(Reaction::Answer(answer)) => {
+                            let answered = send(&mut held.ws, answer).await;
+                            if !answered {
+                                return Ending::Dropped { deliberate: false };
+                            }
                         }
-                        Some(Reaction::Answer(_)) | None => {}
+                        None => {}
                     },
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ending::Dropped { deliberate: false },
                     Some(Ok(_)) => {}

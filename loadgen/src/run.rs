@@ -880,7 +880,6 @@ pub fn fanout_slo_ms(slos: &[crate::scenario::Slo]) -> Option<f64> {
     })
 }
 
-/// A map keyed by room number, keyed by room code instead.
 /// The checker's facts. Players number rooms and senders; the checker
 /// speaks in room codes, and in `ROOM/pN` for a sender's stream.
 fn facts(
@@ -912,6 +911,8 @@ fn facts(
     }
 }
 
+/// A map keyed by stream (room number, maybe sender), keyed by the stream's
+/// name (room code, or `ROOM/pN`) instead.
 fn by_code<T>(rooms: &[Arc<str>], by_stream: HashMap<Stream, T>) -> HashMap<String, T> {
     by_stream
         .into_iter()

@@ -24,7 +24,7 @@ pub struct FaultCost {
 }
 
 /// The highest step of a sweep with every SLO met: where a system's CPU and
-/// memory are read (its run directory is `step-<offered, 6 digits>`).
+/// memory are read.
 pub fn best_step(config: &Config) -> Option<&crate::capacity::Step> {
     config.steps.iter().rev().find(|s| s.slo_pass)
 }
