@@ -29,6 +29,13 @@ use crate::scenario::{
 };
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
+/// What a replica (or anything behind HAProxy) answers 2xx on when ready.
+const READY: &str = "/ready";
+/// HAProxy's own page, 2xx once every replica passes its check: before
+/// that, HAProxy sends every player to the replicas it saw first, and a
+/// replica that started slower than HAProxy's first check gets none of
+/// the ramp.
+const LB_REPLICAS_UP: &str = "/replicas-up";
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long Sentinel may take to promote a replica.
 const FAILOVER_WITHIN: Duration = Duration::from_secs(30);
@@ -382,10 +389,11 @@ impl Topology {
             self.versions
                 .push(("haproxy".into(), version_of("haproxy", &["-v"]).await));
         }
-        let mut endpoints: Vec<Endpoint> = self.replicas.clone();
-        endpoints.extend(self.lb.clone());
-        for endpoint in &endpoints {
-            wait_http_ready(endpoint, &self.dir).await?;
+        for endpoint in &self.replicas {
+            wait_http(endpoint, READY, &self.dir).await?;
+        }
+        if let Some(lb) = &self.lb {
+            wait_http(lb, LB_REPLICAS_UP, &self.dir).await?;
         }
         Ok(())
     }
@@ -949,7 +957,7 @@ impl Topology {
 
 async fn wait_ready(ready: &Readiness, name: &str, dir: &Path) -> Result<(), TopologyError> {
     match ready {
-        Readiness::Http(endpoint) => wait_http_ready(endpoint, dir).await,
+        Readiness::Http(endpoint) => wait_http(endpoint, READY, dir).await,
         Readiness::RedisPing(port) | Readiness::RedisInSync(port) => {
             let in_sync = matches!(ready, Readiness::RedisInSync(_));
             let deadline = Instant::now() + READY_WITHIN;
@@ -1008,6 +1016,7 @@ pub fn haproxy_config(
         ),
         None => (String::new(), ""),
     };
+    let all = replicas.len();
     let mut servers = String::new();
     for (name, addr) in replicas {
         let _ = writeln!(
@@ -1020,7 +1029,7 @@ pub fn haproxy_config(
          {resolvers}\
          defaults\n    mode http\n    maxconn {maxconn}\n    retries 2\n    option redispatch 1\n    timeout connect 2s\n    \
          timeout client 60s\n    timeout server 60s\n    timeout tunnel 1h\n\
-         frontend players\n    bind {bind}\n    default_backend replicas\n\
+         frontend players\n    bind {bind}\n    monitor-uri {LB_REPLICAS_UP}\n    monitor fail if {{ nbsrv(replicas) lt {all} }}\n    default_backend replicas\n\
          backend replicas\n    balance {balance}\n    cookie tierlab-replica insert indirect nocache\n    option httpchk GET /ready\n{servers}"
     )
 }
@@ -1081,20 +1090,21 @@ async fn redis_answers(port: u16) -> bool {
         .is_some_and(|reply| reply.starts_with("+PONG"))
 }
 
-/// Whether `base/ready` answers 2xx within a second.
-async fn http_ready(base: &str) -> bool {
+/// Whether `base` + `path` answers 2xx within a second.
+async fn http_ready(base: &str, path: &str) -> bool {
     reqwest::Client::new()
-        .get(format!("{base}/ready"))
+        .get(format!("{base}{path}"))
         .timeout(Duration::from_secs(1))
         .send()
         .await
         .is_ok_and(|r| r.status().is_success())
 }
 
-async fn wait_http_ready(endpoint: &Endpoint, dir: &Path) -> Result<(), TopologyError> {
+/// Waits until `endpoint` answers 2xx on `path`.
+async fn wait_http(endpoint: &Endpoint, path: &str, dir: &Path) -> Result<(), TopologyError> {
     let deadline = Instant::now() + READY_WITHIN;
     loop {
-        if http_ready(&endpoint.http_url).await {
+        if http_ready(&endpoint.http_url, path).await {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -1126,6 +1136,8 @@ mod tests {
         assert!(config.contains("server srv-1 127.0.0.1:9001 cookie srv-1 check"));
         assert!(config.contains("server srv-2 127.0.0.1:9002 cookie srv-2 check"));
         assert!(config.contains("option httpchk GET /ready"));
+        assert!(config.contains("monitor-uri /replicas-up"));
+        assert!(config.contains("monitor fail if { nbsrv(replicas) lt 2 }"));
         assert!(config.contains("balance source"));
         assert!(
             config.contains("timeout tunnel"),

@@ -178,7 +178,10 @@ impl Stack {
         }
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
         for name in &names {
-            self.wait_ready(name).await?;
+            self.wait_ready(name, super::READY).await?;
+        }
+        if started.lb.is_some() {
+            self.wait_ready("haproxy", super::LB_REPLICAS_UP).await?;
         }
         if shaped {
             self.check_netem().await?;
@@ -286,7 +289,8 @@ impl Stack {
         Ok(())
     }
 
-    async fn wait_ready(&self, name: &str) -> Result<(), TopologyError> {
+    /// Waits until `name` answers: PING for Redis, 2xx on `path` otherwise.
+    async fn wait_ready(&self, name: &str, path: &str) -> Result<(), TopologyError> {
         let port = self.node(name)?.port;
         let deadline = Instant::now() + READY_WITHIN;
         loop {
@@ -296,7 +300,7 @@ impl Stack {
                     .await
                     .is_some_and(|r| r.starts_with("+PONG"))
             } else {
-                super::http_ready(&endpoint(name, ip, port).http_url).await
+                super::http_ready(&endpoint(name, ip, port).http_url, path).await
             };
             if ready {
                 return Ok(());
@@ -397,7 +401,7 @@ impl Stack {
             .await
             .map_err(|e| docker_error(&format!("starting {name} again"), e))?;
         self.note_pid(name).await?;
-        self.wait_ready(name).await?;
+        self.wait_ready(name, super::READY).await?;
         self.ip(name).await
     }
 
