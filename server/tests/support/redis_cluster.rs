@@ -24,24 +24,19 @@ pub struct RedisCluster {
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let bus_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let children = ports
-            .iter()
-            .zip(&bus_ports)
-            .map(|(&port, &bus)| Some(spawn_node(port, bus, &dir)))
-            .collect();
+        let (mut ports, mut bus_ports, mut children) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..NODES {
+            let (port, bus, child) = start_node(&dir);
+            ports.push(port);
+            bus_ports.push(bus);
+            children.push(Some(child));
+        }
         let cluster = RedisCluster {
             ports,
             bus_ports,
             children,
             dir,
         };
-        for &port in &cluster.ports {
-            cluster.wait_for(&format!("node {port} to answer"), || {
-                cli(port, &["PING"]).is_some_and(|r| r.trim() == "PONG")
-            });
-        }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for port in &cluster.ports {
@@ -168,6 +163,28 @@ impl Drop for RedisCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// A node on free ports, answering PING. A port free a moment ago may since
+/// be another socket's (a parallel test's connection): when the node exits
+/// at start, it is started again on other ports.
+fn start_node(dir: &TempDir) -> (u16, u16, Child) {
+    for _ in 0..5 {
+        let (port, bus) = (free_port(), free_port());
+        let mut child = spawn_node(port, bus, dir);
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            if cli(port, &["PING"]).is_some_and(|r| r.trim() == "PONG") {
+                return (port, bus, child);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {port} does not answer");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("redis-server exited at start on five pairs of ports in a row");
 }
 
 fn spawn_node(port: u16, bus: u16, dir: &TempDir) -> Child {
