@@ -9,9 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tierlab_record::{RunRecord, Slo};
 use tierlab_reports::capacity::{Config, Limit, Step, Sweep};
-use tierlab_reports::run::Run;
 
+use crate::progress::Progress;
 use crate::run::{self, Outcome, RunError, RunOptions};
 use crate::scenario::{Scenario, StateMode};
 
@@ -21,7 +22,7 @@ pub struct SweepOptions {
     pub replicas: Vec<u32>,
     pub states: Vec<StateMode>,
     pub out: PathBuf,
-    pub quiet: bool,
+    pub progress: Progress,
     pub interrupt: tokio_util::sync::CancellationToken,
 }
 
@@ -59,13 +60,6 @@ pub fn step_dir(out: &Path, config: &str, players: u32) -> PathBuf {
     out.join(config).join(format!("step-{players:06}"))
 }
 
-fn state_name(state: StateMode) -> &'static str {
-    match state {
-        StateMode::Redis => "redis",
-        StateMode::Memory => "memory",
-    }
-}
-
 async fn sweep_one(
     scenario: &Scenario,
     options: &SweepOptions,
@@ -81,12 +75,12 @@ async fn sweep_one(
     let shards = scenario.topology.redis_shards;
     let label = match state {
         StateMode::Redis if shards > 1 => format!("{replicas}x-redis-{shards}-shards"),
-        _ => format!("{replicas}x-{}", state_name(state)),
+        _ => format!("{replicas}x-{}", state.name()),
     };
     let mut config = Config {
         label: label.clone(),
         replicas,
-        state: state_name(state).to_owned(),
+        state: state.name().to_owned(),
         steps: Vec::new(),
         limit: Limit::MaxPlayers,
     };
@@ -96,20 +90,20 @@ async fn sweep_one(
         let step_scenario = step_scenario(scenario, replicas, state, players)?;
         let run_options = RunOptions {
             out: Some(dir.clone()),
-            quiet: options.quiet,
+            progress: options.progress.clone(),
             interrupt: options.interrupt.clone(),
             shard: None,
             start_at: None,
             rooms_file: None,
         };
-        if !options.quiet {
-            eprintln!("capacity {label}: {players} players");
-        }
+        options
+            .progress
+            .line(&format!("capacity {label}: {players} players"));
         let (_, outcome) = run::run(&step_scenario, &run_options).await?;
         if outcome == Outcome::Interrupted {
             return Err(SweepError::Interrupted(options.out.clone()));
         }
-        let record = Run::load(&dir).map_err(|e| SweepError::Step {
+        let record = RunRecord::load(&dir).map_err(|e| SweepError::Step {
             dir: dir.clone(),
             message: e.to_string(),
         })?;
@@ -138,7 +132,7 @@ fn step_scenario(
     let hard = sweep.ramp + sweep.hold + scenario.load.drain + Duration::from_secs(30);
     let overrides = [
         format!("topology.replicas={replicas}"),
-        format!("topology.state={}", state_name(state)),
+        format!("topology.state={}", state.name()),
         format!(
             "load.stages=[{{to={players},over={}}},{{to={players},over={}}}]",
             secs(sweep.ramp),
@@ -149,7 +143,7 @@ fn step_scenario(
         "faults=[]".to_owned(),
     ];
     Scenario::parse(&scenario.path, &scenario.source, &overrides).map_err(|e| SweepError::Step {
-        dir: PathBuf::from(format!("{replicas}x-{}", state_name(state))),
+        dir: PathBuf::from(format!("{replicas}x-{}", state.name())),
         message: e.to_string(),
     })
 }
@@ -162,7 +156,7 @@ fn write(
     let sweep = Sweep::new(
         scenario.name.clone(),
         configs.to_vec(),
-        run::fanout_slo_ms(&scenario.slo),
+        Slo::fanout_p95_ms(&scenario.slo),
     );
     let fail = |path: &Path, message: String| SweepError::Write {
         path: path.to_owned(),
@@ -173,8 +167,8 @@ fn write(
     let text = serde_json::to_string_pretty(&sweep).map_err(|e| fail(&json, e.to_string()))?;
     std::fs::write(&json, text).map_err(|e| fail(&json, e.to_string()))?;
     let html = options.out.join("capacity.html");
-    let page =
-        tierlab_reports::capacity::render(&sweep, None).map_err(|e| fail(&html, e.to_string()))?;
+    let page = tierlab_reports::capacity_page::render(&sweep, None)
+        .map_err(|e| fail(&html, e.to_string()))?;
     std::fs::write(&html, page).map_err(|e| fail(&html, e.to_string()))?;
     Ok(json)
 }

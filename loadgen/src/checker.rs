@@ -6,8 +6,11 @@
 //! without a hole costs one range, not 40,000 entries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+pub use tierlab_record::{Finding, Verdict};
+use tierlab_record::{RecordError, MAX_FINDINGS};
 
 /// A set of u64 as sorted, disjoint, non-adjacent inclusive ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,42 +159,6 @@ impl MemberRecord {
     }
 }
 
-/// One concrete problem, so a person can follow it up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Finding {
-    pub kind: String,
-    pub room: String,
-    pub seq: u64,
-    pub player: String,
-    /// The member's window: the seq of its join, the last seq it saw, and
-    /// whether it stayed to the end.
-    pub joined_at: u64,
-    pub last_seen: u64,
-    pub stayed: bool,
-}
-
-/// The checker's totals (the `checker` object of `run.json`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Verdict {
-    pub acked: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
-    /// Seen by members but never acknowledged to a sender (allowed: the ack
-    /// may have been lost with a connection).
-    pub unacked_delivered: u64,
-    pub members_checked: u64,
-    /// What was checked: server seqs, or senders' counters (see
-    /// `wire::Guarantee`).
-    #[serde(default)]
-    pub guarantee: String,
-    /// Lost events by the second their sender's ack came (from the ack
-    /// clock), so a loss can be tied to the fault that caused it.
-    pub lost_by_ack_second: BTreeMap<u64, u64>,
-    pub findings: Vec<Finding>,
-}
-
 /// When acks happened, per room: (highest seq acked so far, second), in
 /// order. Seqs above the last mark count in its second.
 pub type AckClock = HashMap<String, Vec<(u64, u64)>>;
@@ -218,7 +185,31 @@ fn spread(lost: &RangeSet, marks: &[(u64, u64)], into: &mut BTreeMap<u64, u64>) 
     }
 }
 
-const MAX_FINDINGS: usize = 100;
+/// A sharded worker's checker facts, next to its run.json.
+pub const FACTS_FILE: &str = "checker.json";
+
+/// Writes `facts` into the run directory `dir`.
+pub fn write_facts(dir: &Path, facts: &Facts) -> Result<(), RecordError> {
+    let path = dir.join(FACTS_FILE);
+    let failed = |source| RecordError::Write {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::create(&path).map_err(failed)?;
+    serde_json::to_writer(std::io::BufWriter::new(file), facts).map_err(|e| failed(e.into()))
+}
+
+/// The facts a worker wrote into `dir`, if it wrote them.
+pub fn read_facts(dir: &Path) -> Result<Option<Facts>, RecordError> {
+    let path = dir.join(FACTS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| RecordError::Parse { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RecordError::Read { path, source }),
+    }
+}
 
 /// Everything the checker judges. A worker of a sharded run writes its own
 /// (`checker.json`) so that `tierlab merge` can judge every worker's acks

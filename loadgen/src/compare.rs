@@ -7,11 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+use tierlab_record::{RunRecord, Slo};
 use tierlab_reports::capacity::Sweep;
 use tierlab_reports::compare::{best_step, Comparison, System};
-use tierlab_reports::run::Run;
 
 use crate::capacity::{self, SweepError, SweepOptions};
+use crate::progress::Progress;
 use crate::run::{self, Outcome, RunError, RunOptions};
 use crate::scenario::{Scenario, ScenarioError};
 
@@ -40,7 +41,7 @@ pub const CONTENDERS: [Contender; 2] = [
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
     pub out: PathBuf,
-    pub quiet: bool,
+    pub progress: Progress,
     pub interrupt: tokio_util::sync::CancellationToken,
     /// `--set` overrides, applied to every system before its own.
     pub overrides: Vec<String>,
@@ -87,7 +88,7 @@ pub async fn compare(path: &Path, options: &CompareOptions) -> Result<PathBuf, C
         .collect::<Result<Vec<_>, _>>()?;
     let mut comparison = Comparison {
         scenario: scenarios[0].name.clone(),
-        fanout_slo_ms: run::fanout_slo_ms(&scenarios[0].slo),
+        fanout_slo_ms: Slo::fanout_p95_ms(&scenarios[0].slo),
         systems: Vec::new(),
     };
     for (contender, scenario) in CONTENDERS.iter().zip(&scenarios) {
@@ -109,7 +110,7 @@ async fn measure(
         replicas: vec![scenario.topology.replicas],
         states: vec![scenario.topology.state],
         out: dir.join("capacity"),
-        quiet: options.quiet,
+        progress: options.progress.clone(),
         interrupt: options.interrupt.clone(),
     };
     let json = capacity::sweep(scenario, &sweep_options)
@@ -133,7 +134,7 @@ async fn measure(
     let best_run = match best_step(&config) {
         Some(step) => {
             let step_dir = capacity::step_dir(&sweep_options.out, &config.label, step.offered);
-            Some(Run::load(&step_dir).map_err(|e| CompareError::Read {
+            Some(RunRecord::load(&step_dir).map_err(|e| CompareError::Read {
                 path: step_dir,
                 message: e.to_string(),
             })?)
@@ -141,13 +142,11 @@ async fn measure(
         None => None,
     };
     config.label = label.to_owned();
-    if !options.quiet {
-        eprintln!("compare {label}: drill");
-    }
+    options.progress.line(&format!("compare {label}: drill"));
     let drill_dir = dir.join("drill");
     let run_options = RunOptions {
         out: Some(drill_dir.clone()),
-        quiet: options.quiet,
+        progress: options.progress.clone(),
         interrupt: options.interrupt.clone(),
         ..RunOptions::default()
     };
@@ -161,7 +160,7 @@ async fn measure(
     if outcome == Outcome::Interrupted {
         return Err(CompareError::Interrupted(options.out.clone()));
     }
-    let drill = Run::load(&drill_dir).map_err(|e| CompareError::Read {
+    let drill = RunRecord::load(&drill_dir).map_err(|e| CompareError::Read {
         path: drill_dir,
         message: e.to_string(),
     })?;

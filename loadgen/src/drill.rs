@@ -9,16 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use crate::proxy::{LinkState, Toxics};
-use crate::scenario::{kind_name, Direction, Fault, FaultKind, Target};
-use crate::topology::Topology;
-
-/// How long a replica may take to drain on SIGTERM before it is killed.
-const DRAIN_GRACE: Duration = Duration::from_secs(10);
+use crate::scenario::{Direction, Fault, FaultKind, Target};
+use crate::topology::{Action, Topology};
 
 /// What a drill tells the run as it goes.
 #[derive(Debug, Clone)]
@@ -26,17 +22,6 @@ pub enum FaultEvent {
     Began { fault: usize, at: Duration },
     Ended { fault: usize, at: Duration },
     Failed { fault: usize, error: String },
-}
-
-/// One thing to do to the topology.
-#[derive(Debug, Clone, PartialEq)]
-enum Action {
-    Kill(String),
-    Signal(String, Signal),
-    Terminate(String),
-    Relaunch(String),
-    Link(Target, LinkState),
-    Failover,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,19 +32,6 @@ struct Step {
     /// The fault begins (first step) or ends (last step) with this one.
     begins: bool,
     ends: bool,
-}
-
-impl Action {
-    /// The process it acts on, if it acts on one.
-    fn process_mut(&mut self) -> Option<&mut String> {
-        match self {
-            Action::Kill(name)
-            | Action::Signal(name, _)
-            | Action::Terminate(name)
-            | Action::Relaunch(name) => Some(name),
-            Action::Link(..) | Action::Failover => None,
-        }
-    }
 }
 
 /// The steps of every fault, in time order.
@@ -110,11 +82,8 @@ fn actions(fault: &Fault, replicas: u32) -> Vec<(Duration, Action)> {
             steps
         }
         FaultKind::Pause => vec![
-            (
-                Duration::ZERO,
-                Action::Signal(name.clone(), Signal::SIGSTOP),
-            ),
-            (lasts, Action::Signal(name, Signal::SIGCONT)),
+            (Duration::ZERO, Action::Pause(name.clone())),
+            (lasts, Action::Resume(name)),
         ],
         FaultKind::Restart => vec![
             (Duration::ZERO, Action::Terminate(name.clone())),
@@ -166,7 +135,7 @@ pub fn link_state(fault: &Fault) -> LinkState {
 
 /// A line for the run record: what the fault did and to what.
 pub fn describe(fault: &Fault) -> String {
-    let what = kind_name(fault.kind);
+    let what = fault.kind.name();
     match fault.kind {
         FaultKind::Latency => format!(
             "{what} {} ± {} ({:?}) on {}",
@@ -208,19 +177,17 @@ pub async fn run(
                 at: started.elapsed(),
             });
         }
-        if topology.has_sentinel() {
-            if let Some(name) = step.action.process_mut().filter(|n| *n == "redis") {
-                if step.begins {
-                    redis_of_fault.insert(step.fault, topology.primary_name().await);
-                }
-                if let Some(node) = redis_of_fault.get(&step.fault) {
-                    node.clone_into(name);
-                }
+        if let Some(name) = step.action.process_mut().filter(|n| *n == "redis") {
+            if step.begins {
+                redis_of_fault.insert(step.fault, topology.redis_now().await);
+            }
+            if let Some(node) = redis_of_fault.get(&step.fault) {
+                node.clone_into(name);
             }
         }
         let done = tokio::select! {
             _ = stop.cancelled() => return,
-            done = apply(topology, &step.action) => done,
+            done = topology.carry_out(&step.action) => done.map_err(|e| e.to_string()),
         };
         if let Err(error) = done {
             tracing::warn!(fault = step.fault, %error, "fault step failed");
@@ -236,20 +203,6 @@ pub async fn run(
             });
         }
     }
-}
-
-async fn apply(topology: &mut Topology, action: &Action) -> Result<(), String> {
-    let done = match action {
-        Action::Kill(name) => topology.kill(name).await,
-        Action::Signal(name, signal) => topology.signal(name, *signal).await,
-        Action::Terminate(name) => topology.terminate(name, DRAIN_GRACE).await,
-        Action::Relaunch(name) => topology.relaunch(name).await,
-        Action::Failover => topology.fail_over().await.map(|promoted| {
-            tracing::info!(%promoted, "Sentinel promoted a new primary");
-        }),
-        Action::Link(link, state) => topology.set_link(*link, *state).await,
-    };
-    done.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

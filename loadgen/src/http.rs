@@ -8,7 +8,6 @@
 //! installs its own handler first (see `main.rs`), so goose's attempt fails
 //! harmlessly and a run ends goose attacks through [`goose::trigger_killswitch`].
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,12 +18,12 @@ use goose::goose::{GooseMethod, GooseRequest, GooseUser, Scenario, Transaction};
 use goose::metrics::GooseMetrics;
 use goose::prelude::{GooseAttack, TransactionResult};
 use rand::Rng;
-use serde::Serialize;
 use tierlab_protocol::room_code::random_room_code;
 use tierlab_protocol::{CreateRoom, RoomCreated};
 
 use crate::scenario::HttpTraffic;
-use crate::stats::Percentiles;
+use tierlab_record::Percentiles;
+pub use tierlab_record::{HttpEndpoint, HttpRecord, Phase};
 
 /// How long a run waits for goose to wind down after the kill switch.
 const WIND_DOWN: Duration = Duration::from_secs(5);
@@ -47,21 +46,6 @@ impl From<goose::GooseError> for HttpError {
         HttpError::Goose(format!("{e:?}"))
     }
 }
-
-/// One request name's figures, as `run.json` keeps them.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub struct Endpoint {
-    /// `setup` (room creation) or `run` (beside the players).
-    pub phase: String,
-    pub requests: u64,
-    pub failures: u64,
-    pub per_second: f64,
-    /// Response times, as goose measured them.
-    pub ms: Percentiles,
-}
-
-/// The `http` section of `run.json`, keyed by request (`GET /health`).
-pub type HttpRecord = BTreeMap<String, Endpoint>;
 
 /// Creates `count` rooms with `users` goose users posting concurrently.
 pub async fn create_rooms(
@@ -101,7 +85,7 @@ pub async fn create_rooms(
             first,
         });
     }
-    Ok((created, record(&metrics, "setup")))
+    Ok((created, record(&metrics, Phase::Setup)))
 }
 
 /// Shared by the goose users creating rooms.
@@ -186,7 +170,7 @@ impl Traffic {
             goose::trigger_killswitch("the run ended");
             if let Ok(done) = tokio::time::timeout(Duration::from_millis(100), &mut task).await {
                 let metrics = done.map_err(|e| HttpError::Goose(e.to_string()))??;
-                return Ok(record(&metrics, "run"));
+                return Ok(record(&metrics, Phase::Run));
             }
         }
         task.abort();
@@ -304,7 +288,7 @@ fn attack(
         .set_default(GooseDefault::NoTelnet, true)
 }
 
-fn record(metrics: &GooseMetrics, phase: &str) -> HttpRecord {
+fn record(metrics: &GooseMetrics, phase: Phase) -> HttpRecord {
     let seconds = metrics.duration.max(1) as f64;
     metrics
         .requests
@@ -313,8 +297,8 @@ fn record(metrics: &GooseMetrics, phase: &str) -> HttpRecord {
             let times = &aggregate.raw_data;
             let ms = |q: f32| times.percentile_us(q) as f64 / 1000.0;
             let requests = (aggregate.success_count + aggregate.fail_count) as u64;
-            let endpoint = Endpoint {
-                phase: phase.to_owned(),
+            let endpoint = HttpEndpoint {
+                phase,
                 requests,
                 failures: aggregate.fail_count as u64,
                 per_second: requests as f64 / seconds,

@@ -1,6 +1,7 @@
 //! `tierlab`, the scenario-driven swarm: scenario files, the topology it
-//! starts, virtual players, measurements, the delivery checker and the run
-//! record. The binary (`src/main.rs`) is a thin CLI over [`run::run`].
+//! starts, virtual players, measurements and the delivery checker; the run
+//! record itself is the `tierlab-record` crate. The binary (`src/main.rs`)
+//! is a thin CLI over [`run::run`] and the other commands.
 
 pub mod capacity;
 pub mod checker;
@@ -9,8 +10,9 @@ pub mod drill;
 pub mod http;
 pub mod merge;
 pub mod player;
+pub mod probe;
+pub mod progress;
 pub mod proxy;
-pub mod record;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
@@ -20,4 +22,5 @@ pub mod socketio;
 pub mod stats;
 pub mod topology;
 pub mod usage;
+pub mod wallclock;
 pub mod wire;

@@ -3,13 +3,15 @@
 //! scenario, topology failed) · 130 interrupted · 1 the run failed;
 //! `tierlab gate`: 98 a metric regressed beyond its tolerance.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tierlab_loadgen::progress::Progress;
 use tierlab_loadgen::run::{self, Outcome, RunError, RunOptions};
 use tierlab_loadgen::scenario::Scenario;
+use tierlab_record::RunRecord;
 use tokio_util::sync::CancellationToken;
 
 const EXIT_SLO: u8 = 99;
@@ -48,6 +50,18 @@ struct OutputArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+}
+
+impl OutputArgs {
+    /// Progress on stderr (rewritten in place on a terminal), or none.
+    fn progress(&self) -> Progress {
+        if self.quiet {
+            return Progress::quiet();
+        }
+        let stderr = std::io::stderr();
+        let live = stderr.is_terminal();
+        Progress::to(stderr, live)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,31 +209,8 @@ fn main() -> ExitCode {
             baseline,
             max_regression,
         } => gate(&run, &baseline, max_regression),
-        Command::Validate { scenario } => match Scenario::load(&scenario.scenario, &scenario.set) {
-            Ok(s) => {
-                println!(
-                    "{}: ok ({} players in {} rooms)",
-                    scenario.scenario.display(),
-                    s.population.players(),
-                    s.population.rooms
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_START)
-            }
-        },
-        Command::Merge { runs, out } => match tierlab_loadgen::merge::merge_dirs(&runs, &out) {
-            Ok(()) => {
-                println!("{}", out.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_START)
-            }
-        },
+        Command::Validate { scenario } => validate(&scenario),
+        Command::Merge { runs, out } => merge(&runs, &out),
         Command::Run {
             scenario,
             output,
@@ -227,43 +218,79 @@ fn main() -> ExitCode {
             start_at,
             rooms,
         } => {
-            let (scenario, runtime) = match scenario_and_runtime(&scenario) {
-                Ok(both) => both,
-                Err(code) => return code,
-            };
+            let start_at = start_at
+                .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s.max(0.0)));
             let options = RunOptions {
+                progress: output.progress(),
                 out: output.out,
-                quiet: output.quiet,
-                interrupt: interrupt_on_ctrl_c(),
+                interrupt: CancellationToken::new(),
                 shard,
-                start_at: start_at.map(|s| {
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s.max(0.0))
-                }),
+                start_at,
                 rooms_file: rooms,
             };
-            let mut stdout = reserve_stdout();
-            match runtime.block_on(run::run(&scenario, &options)) {
-                Ok((dir, outcome)) => {
-                    let _ = writeln!(stdout, "{}", dir.display());
-                    ExitCode::from(match outcome {
-                        Outcome::Passed => 0,
-                        Outcome::SloFailed => EXIT_SLO,
-                        Outcome::Interrupted => EXIT_INTERRUPTED,
-                    })
-                }
-                Err(RunError::Interrupted) => {
-                    eprintln!("interrupted during set-up; nothing was run");
-                    ExitCode::from(EXIT_INTERRUPTED)
-                }
-                Err(e @ RunError::Start(_)) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_START)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILED)
-                }
-            }
+            run(&scenario, options)
+        }
+    }
+}
+
+fn validate(args: &ScenarioArgs) -> ExitCode {
+    match Scenario::load(&args.scenario, &args.set) {
+        Ok(s) => {
+            println!(
+                "{}: ok ({} players in {} rooms)",
+                args.scenario.display(),
+                s.population.players(),
+                s.population.rooms
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+fn merge(runs: &[PathBuf], out: &std::path::Path) -> ExitCode {
+    match tierlab_loadgen::merge::merge_dirs(runs, out) {
+        Ok(()) => {
+            println!("{}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
+}
+
+fn run(args: &ScenarioArgs, mut options: RunOptions) -> ExitCode {
+    let (scenario, runtime) = match scenario_and_runtime(args) {
+        Ok(both) => both,
+        Err(code) => return code,
+    };
+    options.interrupt = interrupt_on_ctrl_c();
+    let mut stdout = reserve_stdout();
+    match runtime.block_on(run::run(&scenario, &options)) {
+        Ok((dir, outcome)) => {
+            let _ = writeln!(stdout, "{}", dir.display());
+            ExitCode::from(match outcome {
+                Outcome::Passed => 0,
+                Outcome::SloFailed => EXIT_SLO,
+                Outcome::Interrupted => EXIT_INTERRUPTED,
+            })
+        }
+        Err(RunError::Interrupted) => {
+            eprintln!("interrupted during set-up; nothing was run");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
+        Err(e) if e.before_start() => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }
@@ -298,10 +325,10 @@ fn capacity(
     let options = SweepOptions {
         replicas,
         states: parsed,
+        progress: output.progress(),
         out: output
             .out
             .unwrap_or_else(|| default_out("capacity", &scenario.name)),
-        quiet: output.quiet,
         interrupt: interrupt_on_ctrl_c(),
     };
     let mut stdout = reserve_stdout();
@@ -330,8 +357,8 @@ fn compare(args: ScenarioArgs, output: OutputArgs) -> ExitCode {
         Err(code) => return code,
     };
     let options = CompareOptions {
+        progress: output.progress(),
         out: output.out.unwrap_or_else(|| default_out("compare", &name)),
-        quiet: output.quiet,
         interrupt: interrupt_on_ctrl_c(),
         overrides: args.set,
     };
@@ -382,10 +409,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// `runs/<timestamp>-<kind>-<name>`.
 fn default_out(kind: &str, name: &str) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace([':', 'T'], "-")
-        .replace('Z', "");
+    let stamp = tierlab_loadgen::wallclock::dir_stamp(std::time::SystemTime::now());
     PathBuf::from(format!("runs/{stamp}-{kind}-{name}"))
 }
 
@@ -417,7 +441,7 @@ fn plan(
             print!("{}", plan.table());
             // The capacity report gains the plan as its last section.
             let html = capacity.with_file_name("capacity.html");
-            match tierlab_reports::capacity::render(&sweep, Some(&plan))
+            match tierlab_reports::capacity_page::render(&sweep, Some(&plan))
                 .map(|page| std::fs::write(&html, page))
             {
                 Ok(Ok(())) => println!("{}", html.display()),
@@ -451,7 +475,7 @@ fn report(run: &std::path::Path, baseline: Option<&std::path::Path>) -> ExitCode
 fn baseline(runs: &[PathBuf], out: Option<PathBuf>, max_regression: f64) -> ExitCode {
     let records: Result<Vec<_>, _> = runs
         .iter()
-        .map(|dir| tierlab_reports::run::Run::load(dir))
+        .map(|dir| RunRecord::load(dir).map_err(tierlab_reports::ReportError::from))
         .collect();
     let written = records.and_then(|records| {
         let scenarios: std::collections::BTreeSet<&str> =
@@ -495,10 +519,12 @@ fn gate(
     max_regression: Option<f64>,
 ) -> ExitCode {
     use tierlab_reports::gate;
-    let verdict = tierlab_reports::run::Run::load(run).and_then(|record| {
-        let base = gate::Baseline::load(baseline)?;
-        gate::gate(&record, &base, max_regression)
-    });
+    let verdict = RunRecord::load(run)
+        .map_err(tierlab_reports::ReportError::from)
+        .and_then(|record| {
+            let base = gate::Baseline::load(baseline)?;
+            gate::gate(&record, &base, max_regression)
+        });
     match verdict {
         Ok(result) => {
             print!("{}", result.table());

@@ -9,26 +9,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+pub use tierlab_record::ProcessUsage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::usage::{clock_ticks_per_second, cpu_ticks, rss_kib};
-
-/// One process over the run.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub struct ProcessUsage {
-    pub name: String,
-    pub cpu_pct_median: f64,
-    pub cpu_pct_max: f64,
-    pub rss_mib_max: f64,
-    /// Replicas: players connected (from /health); Redis: clients.
-    pub connections_max: Option<u64>,
-    /// Redis: commands per second (INFO's instantaneous_ops_per_sec).
-    pub ops_per_s_median: Option<f64>,
-    /// Replicas: event frames sent to members per second.
-    pub events_per_s_median: Option<f64>,
-}
 
 /// Where to ask what the processes are doing.
 #[derive(Debug, Clone, Default)]
@@ -178,7 +163,7 @@ async fn replica_load(http: &reqwest::Client, base: &str) -> Option<(u64, f64)> 
 
 /// (ops/s, connected clients) from INFO.
 async fn redis_load(addr: std::net::SocketAddr) -> Option<(f64, u64)> {
-    let info = crate::topology::ask_redis(addr, "INFO").await?;
+    let info = crate::probe::ask_redis(addr, "INFO").await?;
     let field = |key: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix(key))

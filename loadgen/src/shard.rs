@@ -7,14 +7,28 @@
 //! `--rooms FILE`. `tierlab merge` (merge.rs) adds the slices back into one
 //! run.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+pub use tierlab_record::ShardInfo;
 
 use crate::scenario::{Scenario, TopologyKind};
+
+/// Why a slice of a run could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("--shard {}/{}: {message}", shard.index, shard.count)]
+    Slice { shard: Shard, message: String },
+    #[error("cannot write the rooms file {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no rooms from worker 0 in {path} within {} s (is worker 0 running with the same --start-at and --rooms?)", ROOMS_WITHIN.as_secs())]
+    NoRooms { path: std::path::PathBuf },
+}
 
 /// Slice `index` (0-based, as Kubernetes' `JOB_COMPLETION_INDEX`) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,75 +52,12 @@ impl FromStr for Shard {
     }
 }
 
-/// What a worker's (or a merged) `run.json` says about its slices.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ShardInfo {
-    /// The slices this record holds: one for a worker, several once merged.
-    pub indices: Vec<u32>,
-    pub count: u32,
-    /// When the workers were told to start (unix seconds), if they were.
-    pub start_at: Option<f64>,
-    /// Per slice, how late its worker began after `start_at` (ms): clock
-    /// skew between the machines plus start-up.
-    pub start_skew_ms: BTreeMap<String, f64>,
-    /// Cross-worker rooms: the median one-way delivery (ms) of events sent
-    /// on worker I and received on worker J, keyed `I->J`, each end timed
-    /// on its own clock.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub delivery_ms: BTreeMap<String, f64>,
-    /// Worker J's clock against worker I's, keyed `I-J` (ms, J ahead when
-    /// positive), where deliveries went both ways: the network's share of
-    /// the two directions cancels if it is symmetric.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub clock_skew_ms: BTreeMap<String, f64>,
-}
-
-impl ShardInfo {
-    /// Records what worker `me` measured of deliveries from each worker
-    /// (signed one-way µs), and estimates the skew again.
-    pub fn add_deliveries(&mut self, me: u32, from_worker: &BTreeMap<u32, Vec<i64>>) {
-        for (from, samples) in from_worker {
-            if let Some(median) = median_us(samples) {
-                self.delivery_ms
-                    .insert(format!("{from}->{me}"), median / 1000.0);
-            }
-        }
-        self.estimate_skew();
-    }
-
-    /// `clock_skew_ms` from `delivery_ms`: (d(I→J) − d(J→I)) / 2.
-    pub fn estimate_skew(&mut self) {
-        self.clock_skew_ms.clear();
-        for (pair, there) in &self.delivery_ms {
-            let Some((i, j)) = pair.split_once("->") else {
-                continue;
-            };
-            let (Ok(a), Ok(b)) = (i.parse::<u32>(), j.parse::<u32>()) else {
-                continue;
-            };
-            if a >= b {
-                continue;
-            }
-            if let Some(back) = self.delivery_ms.get(&format!("{b}->{a}")) {
-                self.clock_skew_ms
-                    .insert(format!("{a}-{b}"), (there - back) / 2.0);
-            }
-        }
-    }
-}
-
 /// The same `--start-at`: JSON parsing may move a float by its last bit.
 fn same_start(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() < 1e-3,
         (a, b) => a.is_none() && b.is_none(),
     }
-}
-
-fn median_us(samples: &[i64]) -> Option<f64> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    sorted.get(sorted.len() / 2).map(|&m| m as f64)
 }
 
 impl Shard {
@@ -118,11 +69,11 @@ impl Shard {
     /// `scenario` cut down to this slice: its rooms, the load shape scaled
     /// by its share of them, and the lobby traffic (lookups, health polls)
     /// on slice 0 only, so it is not multiplied by the number of workers.
-    pub fn slice(&self, scenario: &Scenario) -> Result<Scenario, String> {
+    pub fn slice(&self, scenario: &Scenario) -> Result<Scenario, ShardError> {
         if self.count > 1 && scenario.topology.kind != TopologyKind::External {
-            return Err(format!(
-                "--shard {}/{}: the workers of a sharded run share one system; use topology.kind = \"external\"",
-                self.index, self.count
+            return Err(self.refused(
+                "the workers of a sharded run share one system; use topology.kind = \"external\""
+                    .into(),
             ));
         }
         let mut slice = scenario.clone();
@@ -141,29 +92,35 @@ impl Shard {
         Ok(slice)
     }
 
+    fn refused(&self, message: String) -> ShardError {
+        ShardError::Slice {
+            shard: *self,
+            message,
+        }
+    }
+
     /// Every Nth room; returns this slice's share of the players.
-    fn whole_rooms(&self, slice: &mut Scenario) -> Result<f64, String> {
+    fn whole_rooms(&self, slice: &mut Scenario) -> Result<f64, ShardError> {
         let total = slice.population.rooms;
         let rooms = self.rooms(total);
         if rooms == 0 {
-            return Err(format!(
-                "--shard {}/{}: the scenario has only {total} room(s), none for this slice",
-                self.index, self.count
-            ));
+            return Err(self.refused(format!(
+                "the scenario has only {total} room(s), none for this slice"
+            )));
         }
         slice.population.rooms = rooms;
         Ok(f64::from(rooms) / f64::from(total))
     }
 
     /// Every room, with every Nth member; the rooms keep their full size.
-    fn members_of_every_room(&self, slice: &mut Scenario) -> Result<f64, String> {
+    fn members_of_every_room(&self, slice: &mut Scenario) -> Result<f64, ShardError> {
         let population = &mut slice.population;
         let per_room = population.players_per_room;
         if !per_room.is_multiple_of(self.count) {
-            return Err(format!(
-                "--shard {}/{} with population.cross_worker: players_per_room ({per_room}) must be a multiple of {}, so every worker holds the same share of each room",
-                self.index, self.count, self.count
-            ));
+            return Err(self.refused(format!(
+                "with population.cross_worker, players_per_room ({per_room}) must be a multiple of {}, so every worker holds the same share of each room",
+                self.count
+            )));
         }
         population.max_players = Some(population.max_players.unwrap_or(per_room));
         population.players_per_room = per_room / self.count;
@@ -193,16 +150,20 @@ pub fn hand_out_rooms(
     file: &Path,
     start_at: Option<f64>,
     rooms: Vec<SharedRoom>,
-) -> Result<(), String> {
+) -> Result<(), ShardError> {
+    let failed = |source| ShardError::Write {
+        path: file.to_owned(),
+        source,
+    };
     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(failed)?;
     }
     let partial = file.with_extension("partial");
-    let text = serde_json::to_string(&RoomsFile { start_at, rooms }).map_err(|e| e.to_string())?;
+    let text =
+        serde_json::to_string(&RoomsFile { start_at, rooms }).map_err(|e| failed(e.into()))?;
     std::fs::write(&partial, text)
         .and_then(|()| std::fs::rename(&partial, file))
-        .map_err(|e| format!("cannot write the rooms file {}: {e}", file.display()))
+        .map_err(failed)
 }
 
 /// The other workers: waits (bounded) for the rooms of this run.
@@ -210,7 +171,7 @@ pub async fn take_rooms(
     file: &Path,
     start_at: Option<f64>,
     interrupt: &tokio_util::sync::CancellationToken,
-) -> Result<Vec<SharedRoom>, String> {
+) -> Result<Vec<SharedRoom>, ShardError> {
     let deadline = Instant::now() + ROOMS_WITHIN;
     loop {
         let current = std::fs::read_to_string(file)
@@ -221,11 +182,9 @@ pub async fn take_rooms(
             return Ok(found.rooms);
         }
         if Instant::now() > deadline || interrupt.is_cancelled() {
-            return Err(format!(
-                "no rooms from worker 0 in {} within {} s (is worker 0 running with the same --start-at and --rooms?)",
-                file.display(),
-                ROOMS_WITHIN.as_secs()
-            ));
+            return Err(ShardError::NoRooms {
+                path: file.to_owned(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -241,24 +200,6 @@ mod tests {
         for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn skew_comes_from_deliveries_both_ways() {
-        // Worker 1's clock is 100 ms ahead; the network takes 5 ms each way.
-        let mut info = ShardInfo::default();
-        let from = |pairs: &[(u32, i64)]| {
-            pairs
-                .iter()
-                .map(|&(w, us)| (w, vec![us; 3]))
-                .collect::<BTreeMap<_, _>>()
-        };
-        info.add_deliveries(0, &from(&[(0, 5_000), (1, -95_000)]));
-        assert!(info.clock_skew_ms.is_empty(), "one direction only");
-        info.add_deliveries(1, &from(&[(0, 105_000), (1, 5_000)]));
-        assert_eq!(info.delivery_ms["1->0"], -95.0);
-        assert_eq!(info.clock_skew_ms.len(), 1);
-        assert!((info.clock_skew_ms["0-1"] - 100.0).abs() < 1e-9);
     }
 
     #[test]
@@ -285,7 +226,10 @@ act_rate = 1.0
         assert_eq!(slice.population.players_per_room, 2);
         assert_eq!(slice.population.max_players, Some(6));
         assert_eq!(slice.load.stages[0].to, 8.0);
-        let err = Shard { index: 0, count: 4 }.slice(&scenario).unwrap_err();
+        let err = Shard { index: 0, count: 4 }
+            .slice(&scenario)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("multiple of 4"), "{err}");
     }
 

@@ -1,7 +1,38 @@
 //! The generator's own CPU and memory, read from `/proc/self` — so a run can
-//! tell when the generator, not the system, was the bottleneck.
+//! tell when the generator, not the system, was the bottleneck — and what
+//! machine it ran on.
 
 use std::time::Instant;
+
+use tierlab_record::Machine;
+
+/// This machine: host name, cores this process may use, memory, OS, kernel.
+pub fn machine() -> Machine {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let memory_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_owned();
+    Machine {
+        hostname: read("/proc/sys/kernel/hostname").trim().to_owned(),
+        cores: cores(),
+        memory_mib: memory_kib / 1024,
+        os,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+    }
+}
+
+/// The cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// CPU time of this process between calls, as % of one core, and the
 /// machine's steal time (a hypervisor giving our cores to someone else).

@@ -1,19 +1,14 @@
-//! A capacity sweep's model and its page: per configuration (replicas ×
-//! state) the steps measured, what ended the sweep, the max players under
-//! the SLO, the knee and a Universal Scalability Law fit of throughput;
-//! across configurations, scaling efficiency and what shared state costs.
-//! `capacity.json` is this model serialized.
-
-use std::fmt::Write as _;
+//! A capacity sweep's model: per configuration (replicas × state) the steps
+//! measured, what ended the sweep, the max players under the SLO, the knee
+//! and a Universal Scalability Law fit of throughput; across
+//! configurations, scaling efficiency and what shared state costs.
+//! `capacity.json` is this model serialized; `capacity_page` draws it.
 
 use serde::{Deserialize, Serialize};
+use tierlab_record::RunRecord;
 
-use crate::charts::{self, Curves};
-use crate::html::{escape, table, Cell};
 use crate::knee;
-use crate::run::Run;
 use crate::usl::{self, Usl};
-use crate::ReportError;
 
 /// What ended a configuration's sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,13 +56,14 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 impl Step {
     /// The step measured in `run`, whose hold began `ramp_s` in.
-    pub fn of(run: &Run, offered: u32, ramp_s: f64) -> Step {
+    pub fn of(run: &RunRecord, offered: u32, ramp_s: f64) -> Step {
         let hold: Vec<_> = run
             .timeseries
             .iter()
             .filter(|s| s.t as f64 > ramp_s + 1.0 && s.players > 0)
             .collect();
-        let pick = |f: fn(&crate::run::Second) -> f64| median(hold.iter().map(|s| f(s)).collect());
+        let pick =
+            |f: fn(&tierlab_record::Second) -> f64| median(hold.iter().map(|s| f(s)).collect());
         let servers = run.processes.iter().filter(|p| p.name.starts_with("srv-"));
         // "redis", or the shards "redis-1".. of a cluster (not a Sentinel's
         // "redis-replica"): a shard's one thread is the limit, so the busiest
@@ -207,32 +203,6 @@ impl Sweep {
     }
 }
 
-fn limit_text(limit: Limit) -> &'static str {
-    match limit {
-        Limit::Slo => "an SLO broke",
-        Limit::Errors => "errors passed the limit",
-        Limit::Generator => "the generator saturated — not a capacity",
-        Limit::MaxPlayers => "the highest step held",
-    }
-}
-
-fn usl_text(usl: &Usl) -> String {
-    match usl {
-        Usl::Fitted(f) => format!(
-            "σ {:.2e}, κ {:.2e}, R² {:.3}; peak {}",
-            f.sigma,
-            f.kappa,
-            f.r2,
-            f.peak_n
-                .map_or_else(|| "none".to_owned(), |n| format!("≈ {n:.0} players"))
-        ),
-        Usl::NoContention { .. } => {
-            "linear over the range measured: no contention signal, no peak to predict".into()
-        }
-        Usl::Refused { reason } => format!("no fit: {reason}"),
-    }
-}
-
 /// "Shared state costs X %", from one replica in memory and with Redis.
 pub fn shared_state_cost(sweep: &Sweep) -> Option<String> {
     let one = |state: &str| {
@@ -250,205 +220,6 @@ pub fn shared_state_cost(sweep: &Sweep) -> Option<String> {
         "One replica holds {memory:.0} players with its state in memory and {redis:.0} with Redis: shared state costs {:.0} % of a replica's capacity.",
         (1.0 - redis / memory) * 100.0
     ))
-}
-
-/// `capacity.html`: the sweep's curves and verdicts, same look as run
-/// reports, and the plan when one was made from it.
-pub fn render(sweep: &Sweep, plan: Option<&crate::plan::Plan>) -> Result<String, ReportError> {
-    let mut page = String::new();
-    page.push_str(&crate::html::open_page(&format!(
-        "Capacity: {}",
-        sweep.scenario
-    )));
-    let _ = write!(page, "<h1>Capacity: {}</h1>", escape(&sweep.scenario));
-    let dash = || "—".to_owned();
-    table(
-        &mut page,
-        &[
-            "Configuration",
-            "Max players under SLO",
-            "Ended by",
-            "Knee",
-            "Scaling efficiency",
-            "Throughput (USL)",
-        ],
-        sweep.verdicts.iter().map(|v| {
-            vec![
-                Cell::Text(v.label.clone()),
-                Cell::Num(match (v.max_players_under_slo, v.limit) {
-                    (Some(m), Limit::MaxPlayers) => format!("≥ {m:.0} (not reached)"),
-                    (Some(m), _) => format!("{m:.0}"),
-                    (None, _) => dash(),
-                }),
-                Cell::Text(limit_text(v.limit).to_owned()),
-                Cell::Num(v.knee.map_or_else(dash, |k| format!("{k:.0}"))),
-                Cell::Num(
-                    v.scaling_efficiency
-                        .map_or_else(dash, |e| format!("{:.0} %", e * 100.0)),
-                ),
-                Cell::Text(usl_text(&v.usl)),
-            ]
-        }),
-    );
-    if let Some(cost) = shared_state_cost(sweep) {
-        let _ = write!(page, "<p>{}</p>", escape(&cost));
-    }
-    let p95 = Curves {
-        title: "p95 fan-out against players",
-        x_desc: "players connected",
-        y_desc: "p95 fan-out, ms",
-        series: sweep
-            .configs
-            .iter()
-            .map(|c| {
-                (
-                    c.label.clone(),
-                    c.steps
-                        .iter()
-                        .map(|s| (s.players, s.fanout_p95_ms))
-                        .collect(),
-                )
-            })
-            .collect(),
-        dashed: Vec::new(),
-        y_cap: None,
-        level: sweep
-            .fanout_slo_ms
-            .map(|slo| (format!("SLO {slo} ms"), slo)),
-        marks: sweep
-            .verdicts
-            .iter()
-            .filter_map(|v| {
-                v.max_players_under_slo
-                    .map(|m| (format!("{}: max under SLO", v.label), m))
-            })
-            .collect(),
-    };
-    let _ = write!(page, "<div class=\"chart\">{}</div>", charts::curves(&p95)?);
-    let throughput = Curves {
-        title: "Throughput against players, with the USL fit (dashed)",
-        x_desc: "players connected",
-        y_desc: "events delivered per second",
-        series: sweep
-            .configs
-            .iter()
-            .map(|c| {
-                (
-                    c.label.clone(),
-                    c.steps.iter().map(|s| (s.players, s.throughput)).collect(),
-                )
-            })
-            .collect(),
-        dashed: sweep
-            .verdicts
-            .iter()
-            .zip(&sweep.configs)
-            .filter_map(|(v, c)| match &v.usl {
-                Usl::Fitted(fit) => {
-                    let top = c.steps.iter().map(|s| s.players).fold(1.0, f64::max);
-                    Some((
-                        format!("{} USL", v.label),
-                        (1..=40)
-                            .map(|i| top * f64::from(i) / 40.0)
-                            .map(|n| (n, fit.throughput(n)))
-                            .collect(),
-                    ))
-                }
-                _ => None,
-            })
-            .collect(),
-        y_cap: None,
-        level: None,
-        marks: Vec::new(),
-    };
-    let _ = write!(
-        page,
-        "<div class=\"chart\">{}</div>",
-        charts::curves(&throughput)?
-    );
-    let redis = Curves {
-        title: "Redis CPU against players: where shared state becomes the limit",
-        x_desc: "players connected",
-        y_desc: "Redis CPU, % of one core",
-        series: sweep
-            .configs
-            .iter()
-            .filter(|c| c.state == "redis")
-            .map(|c| {
-                let points = c
-                    .steps
-                    .iter()
-                    .filter_map(|s| Some((s.players, s.redis_cpu_pct?)));
-                (c.label.clone(), points.collect())
-            })
-            .collect(),
-        dashed: Vec::new(),
-        y_cap: None,
-        level: Some(("one core".to_owned(), 100.0)),
-        marks: Vec::new(),
-    };
-    if redis.series.iter().any(|(_, points)| !points.is_empty()) {
-        let _ = write!(
-            page,
-            "<div class=\"chart\">{}</div>",
-            charts::curves(&redis)?
-        );
-    }
-    page.push_str("<h2>Steps</h2>");
-    let rows = sweep.configs.iter().flat_map(|c| {
-        c.steps.iter().map(move |s| {
-            vec![
-                Cell::Text(c.label.clone()),
-                Cell::Num(format!("{:.0}", s.players)),
-                Cell::Num(format!("{:.0}", s.throughput)),
-                Cell::Num(format!(
-                    "{:.1} / {:.1} / {:.1}",
-                    s.fanout_p50_ms, s.fanout_p95_ms, s.fanout_p99_ms
-                )),
-                Cell::Num(format!("{:.2} %", s.error_rate_pct)),
-                Cell::Num(format!("{:.0} %", s.servers_cpu_pct)),
-                Cell::Num(
-                    s.redis_cpu_pct
-                        .map_or_else(|| "—".into(), |c| format!("{c:.0} %")),
-                ),
-                Cell::Num(
-                    s.redis_ops_per_s
-                        .map_or_else(|| "—".into(), |o| format!("{o:.0}")),
-                ),
-                Cell::Num(format!(
-                    "{:.0} %{}",
-                    s.generator_cpu_pct,
-                    if s.generator_saturated {
-                        " (saturated)"
-                    } else {
-                        ""
-                    }
-                )),
-                Cell::Verdict(s.slo_pass),
-            ]
-        })
-    });
-    table(
-        &mut page,
-        &[
-            "Configuration",
-            "Players",
-            "Events/s",
-            "p50 / p95 / p99 ms",
-            "Errors",
-            "Servers CPU",
-            "Redis CPU",
-            "Redis ops/s",
-            "Generator CPU",
-            "SLOs",
-        ],
-        rows,
-    );
-    if let Some(plan) = plan {
-        page.push_str(&plan.section());
-    }
-    page.push_str("</body></html>\n");
-    Ok(page)
 }
 
 /// A step for tests of the sweep and of plans: `players` held at `p95`,
@@ -472,57 +243,74 @@ pub(crate) fn sample_step(players: f64, p95: f64, pass: bool) -> Step {
     }
 }
 
+/// A configuration for tests: five steps up to 1.25 × `top`, passing up
+/// to `top`.
+#[cfg(test)]
+pub(crate) fn sample_config(replicas: u32, top: f64, limit: Limit) -> Config {
+    let steps = (1..=5)
+        .map(|i| f64::from(i) * top / 4.0)
+        .map(|p| sample_step(p, if p <= top { 5.0 } else { 80.0 }, p <= top))
+        .collect();
+    Config {
+        label: format!("{replicas}x-redis"),
+        replicas,
+        state: "redis".into(),
+        steps,
+        limit,
+    }
+}
+
+/// One and two replicas, both ended by the SLO at 1,000 and 1,600 players.
+#[cfg(test)]
+pub(crate) fn sample_scaling_sweep() -> Sweep {
+    Sweep::new(
+        "t".into(),
+        vec![
+            sample_config(1, 1000.0, Limit::Slo),
+            sample_config(2, 1600.0, Limit::Slo),
+        ],
+        Some(50.0),
+    )
+}
+
+/// One replica that never broke, beside two that did.
+#[cfg(test)]
+pub(crate) fn sample_unbroken_sweep() -> Sweep {
+    Sweep::new(
+        "t".into(),
+        vec![
+            sample_config(1, 1000.0, Limit::MaxPlayers),
+            sample_config(2, 1600.0, Limit::Slo),
+        ],
+        None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(replicas: u32, top: f64, limit: Limit) -> Config {
+        sample_config(replicas, top, limit)
+    }
 
     fn step(players: f64, p95: f64, pass: bool) -> Step {
         sample_step(players, p95, pass)
     }
 
-    fn config(replicas: u32, top: f64, limit: Limit) -> Config {
-        let steps = (1..=5)
-            .map(|i| f64::from(i) * top / 4.0)
-            .map(|p| step(p, if p <= top { 5.0 } else { 80.0 }, p <= top))
-            .collect();
-        Config {
-            label: format!("{replicas}x-redis"),
-            replicas,
-            state: "redis".into(),
-            steps,
-            limit,
-        }
-    }
-
     #[test]
     fn max_players_and_scaling_efficiency() {
-        let sweep = Sweep::new(
-            "t".into(),
-            vec![config(1, 1000.0, Limit::Slo), config(2, 1600.0, Limit::Slo)],
-            Some(50.0),
-        );
+        let sweep = sample_scaling_sweep();
         assert_eq!(sweep.verdicts[0].max_players_under_slo, Some(1000.0));
         assert_eq!(sweep.verdicts[0].scaling_efficiency, Some(1.0));
         assert_eq!(sweep.verdicts[1].scaling_efficiency, Some(0.8));
-        let page = render(&sweep, None).unwrap();
-        assert!(page.contains("80 %") && page.matches("<svg").count() == 3);
     }
 
     #[test]
     fn a_sweep_that_never_broke_compares_nothing() {
-        let sweep = Sweep::new(
-            "t".into(),
-            vec![
-                config(1, 1000.0, Limit::MaxPlayers),
-                config(2, 1600.0, Limit::Slo),
-            ],
-            None,
-        );
+        let sweep = sample_unbroken_sweep();
         assert_eq!(sweep.verdicts[0].scaling_efficiency, None);
         assert_eq!(sweep.verdicts[1].scaling_efficiency, None);
-        assert!(render(&sweep, None)
-            .unwrap()
-            .contains("≥ 1000 (not reached)"));
     }
 
     #[test]
@@ -532,7 +320,7 @@ mod tests {
         assert_eq!(c.max_players_under_slo(), None);
         assert_eq!(c.steps.last().unwrap().limit(1.0), Some(Limit::Generator));
         let sweep = Sweep::new("t".into(), vec![c], None);
-        assert!(render(&sweep, None).unwrap().contains("not a capacity"));
+        assert_eq!(sweep.verdicts[0].max_players_under_slo, None);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::run::{Fault, Percentiles, Run, Second};
 use crate::spectrum::Spectrum;
 use crate::ReportError;
+use tierlab_record::{FaultRecord, Percentiles, RunRecord, Second};
 
 const SIZE: (u32, u32) = (960, 340);
 const FONT: &str = "sans-serif";
@@ -42,7 +42,7 @@ fn svg(
     Ok(out)
 }
 
-fn end_of_run(run: &Run) -> f64 {
+fn end_of_run(run: &RunRecord) -> f64 {
     run.timeseries.last().map_or(1.0, |s| s.t as f64).max(1.0)
 }
 
@@ -70,7 +70,12 @@ where
 }
 
 /// Each fault as a band from its start to its end (or the end of the run).
-fn fault_bands(faults: &[Fault], end: f64, low: f64, high: f64) -> Vec<Rectangle<(f64, f64)>> {
+fn fault_bands(
+    faults: &[FaultRecord],
+    end: f64,
+    low: f64,
+    high: f64,
+) -> Vec<Rectangle<(f64, f64)>> {
     faults
         .iter()
         .map(|f| {
@@ -80,7 +85,7 @@ fn fault_bands(faults: &[Fault], end: f64, low: f64, high: f64) -> Vec<Rectangle
         .collect()
 }
 
-fn fault_labels(faults: &[Fault], high: f64) -> Vec<Text<'static, (f64, f64), String>> {
+fn fault_labels(faults: &[FaultRecord], high: f64) -> Vec<Text<'static, (f64, f64), String>> {
     faults
         .iter()
         .map(|f| {
@@ -96,7 +101,7 @@ fn fault_labels(faults: &[Fault], high: f64) -> Vec<Text<'static, (f64, f64), St
 /// p50/p95/p99/max of one latency per second (log scale), the load
 /// shape's target on the right axis, faults shaded.
 pub fn latency_over_time(
-    run: &Run,
+    run: &RunRecord,
     title: &str,
     pick: fn(&Second) -> Percentiles,
 ) -> Result<String, ReportError> {
@@ -175,7 +180,7 @@ pub fn latency_over_time(
 
 /// Lines over time on a linear axis, players on the right, faults shaded.
 pub fn counts_over_time(
-    run: &Run,
+    run: &RunRecord,
     title: &str,
     unit: &str,
     lines: &[(&str, Pick<Second>)],
@@ -345,7 +350,8 @@ pub struct Curves<'a> {
     pub y_cap: Option<f64>,
 }
 
-pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
+/// The axes' ends: every point, mark and level inside, with a margin.
+fn extent(c: &Curves<'_>) -> (f64, f64) {
     let all = c
         .series
         .iter()
@@ -362,7 +368,11 @@ pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
         .chain(c.level.iter().map(|l| l.1))
         .fold(1.0, f64::max)
         * 1.2;
-    let high = c.y_cap.map_or(high, |cap| high.min(cap));
+    (right, c.y_cap.map_or(high, |cap| high.min(cap)))
+}
+
+pub fn curves(c: &Curves<'_>) -> Result<String, ReportError> {
+    let (right, high) = extent(c);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(c.title, (FONT, 18))

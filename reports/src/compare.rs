@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::capacity::{Config, Limit};
 use crate::charts::{self, Curves};
 use crate::html::{escape, table, Cell};
-use crate::run::Run;
 use crate::ReportError;
+use tierlab_record::RunRecord;
 
 /// What one fault of the drill cost a system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,8 +52,13 @@ pub struct System {
 
 impl System {
     /// Figures from a sweep and the run directories it points at.
-    pub fn new(label: &str, capacity: Config, best_run: Option<&Run>, drill: &Run) -> System {
-        let replicas = |run: &Run| {
+    pub fn new(
+        label: &str,
+        capacity: Config,
+        best_run: Option<&RunRecord>,
+        drill: &RunRecord,
+    ) -> System {
+        let replicas = |run: &RunRecord| {
             run.processes
                 .iter()
                 .filter(|p| p.name.starts_with("srv-"))
@@ -321,7 +326,7 @@ mod tests {
     }
 
     fn system(label: &str, capacity: Config, lost: u64) -> System {
-        let drill = Run::default();
+        let drill = RunRecord::default();
         let mut s = System::new(label, capacity, None, &drill);
         s.drill_lost = lost;
         s.faults = vec![FaultCost {

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::Run;
 use crate::ReportError;
+use tierlab_record::RunRecord;
 
 /// How far a metric may move the wrong way: `pct` percent of the baseline
 /// plus `abs` in the metric's unit (small latencies are noisy in absolute
@@ -39,7 +39,7 @@ pub struct Metric {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub scenario: String,
-    /// The topology it was measured on (`Run::topology_label`).
+    /// The topology it was measured on (`RunRecord::topology_label`).
     #[serde(default)]
     pub topology: String,
     pub recorded_at: String,
@@ -48,7 +48,7 @@ pub struct Baseline {
 }
 
 /// The values a run is gated on, by name.
-pub fn measures(run: &Run) -> BTreeMap<String, f64> {
+pub fn measures(run: &RunRecord) -> BTreeMap<String, f64> {
     let s = &run.summary;
     BTreeMap::from([
         ("fanout_p95_ms".to_owned(), s.fanout_ms.p95),
@@ -68,7 +68,7 @@ const SPREAD_FACTOR: f64 = 3.0;
 
 impl Baseline {
     /// A baseline of one run, with `max_regression` percent on every metric.
-    pub fn of(run: &Run, max_regression: f64) -> Baseline {
+    pub fn of(run: &RunRecord, max_regression: f64) -> Baseline {
         Baseline::of_runs(std::slice::from_ref(run), max_regression)
     }
 
@@ -77,7 +77,7 @@ impl Baseline {
     /// the worst run's excess over that median (the machine's own noise),
     /// never less than `max_regression` percent; latencies also get 2 ms of
     /// slack, losses none.
-    pub fn of_runs(runs: &[Run], max_regression: f64) -> Baseline {
+    pub fn of_runs(runs: &[RunRecord], max_regression: f64) -> Baseline {
         let all: Vec<BTreeMap<String, f64>> = runs.iter().map(measures).collect();
         let names: Vec<String> = all
             .first()
@@ -207,7 +207,7 @@ impl Gate {
 /// Compares `run` with `baseline`; `override_pct` replaces every metric's
 /// percentage when given (`--max-regression`).
 pub fn gate(
-    run: &Run,
+    run: &RunRecord,
     baseline: &Baseline,
     override_pct: Option<f64>,
 ) -> Result<Gate, ReportError> {
@@ -264,10 +264,10 @@ pub fn gate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{Percentiles, Second, SloVerdict};
+    use tierlab_record::{Percentiles, Second, SloVerdict};
 
-    fn run(p95: f64, events: u64, lost: u64) -> Run {
-        let mut run = Run::default();
+    fn run(p95: f64, events: u64, lost: u64) -> RunRecord {
+        let mut run = RunRecord::default();
         run.scenario.name = "smoke".into();
         run.summary.peak_players = 50;
         run.summary.fanout_ms = Percentiles {

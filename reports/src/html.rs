@@ -3,9 +3,10 @@
 
 use std::fmt::Write as _;
 
+use tierlab_record::{RunRecord, Second};
+
 use crate::charts;
 use crate::report::{thousands, Report};
-use crate::run::Second;
 use crate::ReportError;
 
 pub const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}\
@@ -153,6 +154,14 @@ fn chart(page: &mut String, svg: String) {
 }
 
 fn verdict(page: &mut String, report: &Report) {
+    headline(page, report);
+    slos(page, &report.run);
+    checker(page, &report.run);
+    faults(page, &report.run);
+}
+
+/// The verdict and the run at a glance.
+fn headline(page: &mut String, report: &Report) {
     let run = &report.run;
     let s = &run.summary;
     let t = &run.topology;
@@ -166,7 +175,7 @@ fn verdict(page: &mut String, report: &Report) {
     );
     let _ = write!(
         page,
-        "<table><tr><th>Topology</th><td>{} × tierlab-server, {} state, {} persistence{}, players {}</td></tr>\
+        "<table><tr><th>Topology</th><td>{} × {}, {} state, {} persistence{}, players {}</td></tr>\
          <tr><th>Started</th><td>{} ({}, {:.0} s)</td></tr>\
          <tr><th>Peak players</th><td class=\"n\">{}</td></tr>\
          <tr><th>Events delivered</th><td class=\"n\">{}</td></tr>\
@@ -174,12 +183,13 @@ fn verdict(page: &mut String, report: &Report) {
          <tr><th>Ack p50 / p95 / p99 / max</th><td class=\"n\">{:.1} / {:.1} / {:.1} / {:.1} ms</td></tr>\
          <tr><th>Errors</th><td class=\"n\">{} ({:.2} % of operations)</td></tr></table>",
         t.replicas,
-        escape(&t.state),
-        escape(&t.persistence),
+        t.server,
+        t.state,
+        t.persistence,
         if t.sentinel { ", Sentinel" } else { "" },
-        escape(&t.via),
+        t.via,
         escape(&run.started_at),
-        escape(&run.ended),
+        run.ended,
         s.duration_s,
         thousands(s.peak_players as f64),
         thousands(s.events_delivered as f64),
@@ -194,6 +204,9 @@ fn verdict(page: &mut String, report: &Report) {
         thousands(s.errors as f64),
         s.error_rate_pct,
     );
+}
+
+fn slos(page: &mut String, run: &RunRecord) {
     page.push_str("<h2>SLOs</h2>");
     table(
         page,
@@ -207,6 +220,9 @@ fn verdict(page: &mut String, report: &Report) {
             ]
         }),
     );
+}
+
+fn checker(page: &mut String, run: &RunRecord) {
     let c = &run.checker;
     page.push_str("<h2>Delivery checker</h2>");
     if !c.guarantee.is_empty() {
@@ -234,6 +250,10 @@ fn verdict(page: &mut String, report: &Report) {
         .map(|n| Cell::Num(thousands(*n as f64)))
         .collect()],
     );
+}
+
+/// Each fault and what it cost.
+fn faults(page: &mut String, run: &RunRecord) {
     if !run.faults.is_empty() {
         page.push_str("<h2>Faults</h2>");
         table(

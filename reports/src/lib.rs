@@ -1,9 +1,10 @@
-//! Run reports: `run.json` read as its published contract, one neutral
+//! Run reports: `run.json` read through the record crate's types, one neutral
 //! report model, and one renderer per format — a self-contained HTML page
 //! with plotters charts, Markdown for CI summaries, JUnit XML — plus
 //! baselines and the regression gate CI runs.
 
 pub mod capacity;
+pub mod capacity_page;
 pub mod charts;
 pub mod compare;
 pub mod gate;
@@ -13,7 +14,6 @@ pub mod knee;
 pub mod markdown;
 pub mod plan;
 pub mod report;
-pub mod run;
 pub mod spectrum;
 pub mod usl;
 
@@ -33,6 +33,8 @@ pub enum ReportError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Record(#[from] tierlab_record::RecordError),
     #[error("latency histograms: {0}")]
     Histogram(String),
     #[error("drawing a chart: {0}")]

@@ -169,7 +169,8 @@ fn p95_at(curve: &[(f64, f64)], players: f64) -> Option<f64> {
 }
 
 /// The plan for `players` at `headroom` (0..1: the share of measured
-/// capacity a deployment may use).
+/// capacity a deployment may use). Long because it is the plan read top to
+/// bottom, one `Line` per figure with the assumption it rests on.
 pub fn plan(
     sweep: &Sweep,
     players: f64,

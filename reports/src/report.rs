@@ -5,9 +5,10 @@ use std::path::Path;
 
 use crate::gate;
 use crate::knee;
-use crate::run::Run;
 use crate::spectrum::{self, Spectrum};
 use crate::ReportError;
+use tierlab_record::setup::Via;
+use tierlab_record::{RunRecord, Slo};
 
 /// Tolerance when a baseline run directory (not a file) is compared.
 const DEFAULT_TOLERANCE_PCT: f64 = 10.0;
@@ -18,7 +19,7 @@ const CURVE_BINS: usize = 24;
 
 #[derive(Debug, Clone)]
 pub struct Report {
-    pub run: Run,
+    pub run: RunRecord,
     pub spectra: Vec<Spectrum>,
     pub baseline: Option<Baseline>,
     /// (players, median p95 fan-out) over the run.
@@ -43,13 +44,13 @@ impl Report {
     /// another run directory (its latency curves and its numbers) or a
     /// baseline file (its numbers).
     pub fn build(dir: &Path, baseline: Option<&Path>) -> Result<Report, ReportError> {
-        let run = Run::load(dir)?;
+        let run = RunRecord::load(dir)?;
         let spectra = spectrum::read(dir).unwrap_or_default();
         let (baseline, numbers) = match baseline {
             None => (None, None),
             Some(file) if file.is_file() => (None, Some(gate::Baseline::load(file)?)),
             Some(other) => {
-                let other_run = Run::load(other)?;
+                let other_run = RunRecord::load(other)?;
                 let numbers = gate::Baseline::of(&other_run, DEFAULT_TOLERANCE_PCT);
                 let curves = Baseline {
                     label: format!("{} ({})", other_run.scenario.name, other_run.started_at),
@@ -64,7 +65,11 @@ impl Report {
         Ok(report)
     }
 
-    pub fn from_parts(run: Run, spectra: Vec<Spectrum>, baseline: Option<Baseline>) -> Report {
+    pub fn from_parts(
+        run: RunRecord,
+        spectra: Vec<Spectrum>,
+        baseline: Option<Baseline>,
+    ) -> Report {
         // A fault's seconds say what the fault cost, not what the load
         // costs: they stay off the capacity curve.
         let disturbed = |t: f64| {
@@ -110,26 +115,14 @@ impl Report {
     }
 }
 
-/// `p95(fanout) < 50ms` → 50.
-fn fanout_slo_ms(run: &Run) -> Option<f64> {
-    run.slo
+/// The run's `p95(fanout)` SLO in ms, read back from its verdicts.
+fn fanout_slo_ms(run: &RunRecord) -> Option<f64> {
+    let slos: Vec<Slo> = run
+        .slo
         .iter()
-        .find(|s| s.name.replace(' ', "").starts_with("p95(fanout)"))
-        .and_then(|s| {
-            let digits: String = s
-                .threshold
-                .chars()
-                .filter(|c| c.is_ascii_digit() || *c == '.')
-                .collect();
-            let value: f64 = digits.parse().ok()?;
-            Some(if s.threshold.trim_end().ends_with("us") {
-                value / 1000.0
-            } else if s.threshold.trim_end().ends_with("ms") {
-                value
-            } else {
-                value * 1000.0
-            })
-        })
+        .filter_map(|verdict| Slo::parse(&verdict.name).ok())
+        .collect();
+    Slo::fanout_p95_ms(&slos)
 }
 
 pub fn thousands(n: f64) -> String {
@@ -145,7 +138,7 @@ pub fn thousands(n: f64) -> String {
 }
 
 /// The plain-language paragraph at the top of every report.
-pub fn summary(run: &Run) -> String {
+pub fn summary(run: &RunRecord) -> String {
     let t = &run.topology;
     let s = &run.summary;
     let mut text = format!(
@@ -160,10 +153,10 @@ pub fn summary(run: &Run) -> String {
         } else {
             ""
         },
-        match t.via.as_str() {
-            "lb" => "through HAProxy",
-            "direct" => "straight to the replicas",
-            other => other,
+        match t.via {
+            Via::Lb => "through HAProxy",
+            Via::Direct => "straight to the replicas",
+            Via::Assigned => "to the replica that hosts each room",
         },
         thousands(s.peak_players as f64),
         s.fanout_ms.p95,

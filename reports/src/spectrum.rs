@@ -4,10 +4,8 @@
 
 use std::path::Path;
 
-use base64::Engine;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
+use tierlab_record::hlog;
 
 use crate::ReportError;
 
@@ -19,73 +17,18 @@ pub struct Spectrum {
     pub points: Vec<(f64, f64)>,
 }
 
-/// One interval of a histogram log.
-#[derive(Debug, Clone)]
-pub struct Interval {
-    pub tag: String,
-    /// Seconds since the log's BaseTime.
-    pub start: f64,
-    pub histogram: Histogram<u64>,
-}
-
-/// Every interval of the log at `path`, and its BaseTime (unix seconds).
-pub fn read_log(path: &Path) -> Result<(f64, Vec<Interval>), ReportError> {
-    let bytes = std::fs::read(path).map_err(|source| ReportError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let bad = |e: String| ReportError::Histogram(format!("{}: {e}", path.display()));
-    let mut base = 0.0;
-    let mut intervals = Vec::new();
-    let mut deserializer = Deserializer::new();
-    for entry in IntervalLogIterator::new(&bytes) {
-        let interval = match entry {
-            Ok(LogEntry::BaseTime(t)) => {
-                base = t.as_secs_f64();
-                continue;
-            }
-            Ok(LogEntry::Interval(interval)) => interval,
-            _ => continue,
-        };
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(interval.encoded_histogram())
-            .map_err(|e| bad(e.to_string()))?;
-        let histogram: Histogram<u64> = deserializer
-            .deserialize(&mut raw.as_slice())
-            .map_err(|e| bad(format!("{e:?}")))?;
-        intervals.push(Interval {
-            tag: interval.tag().map_or("untagged", |t| t.as_str()).to_owned(),
-            start: interval.start_timestamp().as_secs_f64(),
-            histogram,
-        });
-    }
-    Ok((base, intervals))
-}
-
-/// Adds `histogram` into the total kept for `tag`.
-pub fn add_to(
-    totals: &mut Vec<(String, Histogram<u64>)>,
-    tag: &str,
-    histogram: &Histogram<u64>,
-) -> Result<(), ReportError> {
-    match totals.iter_mut().find(|(t, _)| t == tag) {
-        Some((_, total)) => total
-            .add(histogram)
-            .map_err(|e| ReportError::Histogram(format!("{tag}: {e:?}"))),
-        None => {
-            totals.push((tag.to_owned(), histogram.clone()));
-            Ok(())
-        }
-    }
-}
-
 /// The spectra of every tag in `dir/latency.hlog`, in tag order of first
 /// appearance.
 pub fn read(dir: &Path) -> Result<Vec<Spectrum>, ReportError> {
-    let (_, intervals) = read_log(&dir.join("latency.hlog"))?;
+    let (_, intervals) = hlog::read(&dir.join(hlog::FILE))?;
     let mut merged: Vec<(String, Histogram<u64>)> = Vec::new();
     for interval in &intervals {
-        add_to(&mut merged, &interval.tag, &interval.histogram)?;
+        match merged.iter_mut().find(|(tag, _)| *tag == interval.tag) {
+            Some((tag, total)) => total
+                .add(&interval.histogram)
+                .map_err(|e| ReportError::Histogram(format!("{tag}: {e:?}")))?,
+            None => merged.push((interval.tag.clone(), interval.histogram.clone())),
+        }
     }
     Ok(merged
         .into_iter()

@@ -189,86 +189,96 @@ fn check(ok: bool, message: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// The limits a replica enforces, and its timings, are sane.
+fn check_limits(args: &Args) -> Result<(), ConfigError> {
+    check(
+        args.rate > 0.0 && args.rate.is_finite(),
+        "--rate must be a positive number",
+    )?;
+    check(
+        args.burst >= 1.0 && args.burst.is_finite(),
+        "--burst must be at least 1",
+    )?;
+    check(
+        args.max_frame >= 256,
+        "--max-frame must be at least 256 bytes",
+    )?;
+    check(
+        args.max_act_data > 0 && args.max_act_data < args.max_frame,
+        "--max-act-data must be positive and smaller than --max-frame",
+    )?;
+    check(
+        args.max_room_size >= 1,
+        "--max-room-size must be at least 1",
+    )?;
+    check(args.send_queue >= 16, "--send-queue must be at least 16")?;
+    check(args.abuse_limit >= 1, "--abuse-limit must be at least 1")?;
+    check(
+        args.log_max_len >= 100,
+        "--log-max-len must be at least 100",
+    )?;
+    check(
+        args.session_ttl >= Duration::from_secs(1),
+        "--session-ttl must be at least 1s",
+    )?;
+    check(
+        args.room_ttl >= args.session_ttl,
+        "--room-ttl must be at least --session-ttl",
+    )?;
+    check(
+        args.heartbeat >= Duration::from_millis(100),
+        "--heartbeat must be at least 100ms",
+    )?;
+    check(
+        args.redis_timeout >= Duration::from_millis(50),
+        "--redis-timeout must be at least 50ms",
+    )?;
+    check(
+        args.ws_read_buffer >= 1024,
+        "--ws-read-buffer must be at least 1024",
+    )
+}
+
+/// Its name, its public URL and how it reaches Redis are well-formed.
+fn check_identity_and_redis(args: &Args) -> Result<(), ConfigError> {
+    if let Some(id) = &args.server_id {
+        check(
+            !id.is_empty() && id.len() <= 64 && !id.contains(char::is_whitespace),
+            "--server-id must be 1-64 characters without spaces",
+        )?;
+    }
+    if let Some(url) = &args.public_url {
+        check(
+            url.starts_with("ws://") || url.starts_with("wss://"),
+            "--public-url must start with ws:// or wss://",
+        )?;
+    }
+    let host_port = |a: &String| {
+        a.rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    };
+    check(
+        args.redis_sentinel.iter().all(host_port),
+        "--redis-sentinel takes host:port,host:port,…",
+    )?;
+    check(
+        args.redis_cluster.iter().all(host_port),
+        "--redis-cluster takes host:port,host:port,…",
+    )?;
+    check(
+        args.redis_cluster.is_empty() || args.redis_sentinel.is_empty(),
+        "--redis-cluster and --redis-sentinel cannot be used together",
+    )?;
+    check(
+        !args.redis_master.trim().is_empty(),
+        "--redis-master must not be empty",
+    )
+}
+
 impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
-        check(
-            args.rate > 0.0 && args.rate.is_finite(),
-            "--rate must be a positive number",
-        )?;
-        check(
-            args.burst >= 1.0 && args.burst.is_finite(),
-            "--burst must be at least 1",
-        )?;
-        check(
-            args.max_frame >= 256,
-            "--max-frame must be at least 256 bytes",
-        )?;
-        check(
-            args.max_act_data > 0 && args.max_act_data < args.max_frame,
-            "--max-act-data must be positive and smaller than --max-frame",
-        )?;
-        check(
-            args.max_room_size >= 1,
-            "--max-room-size must be at least 1",
-        )?;
-        check(args.send_queue >= 16, "--send-queue must be at least 16")?;
-        check(args.abuse_limit >= 1, "--abuse-limit must be at least 1")?;
-        check(
-            args.log_max_len >= 100,
-            "--log-max-len must be at least 100",
-        )?;
-        check(
-            args.session_ttl >= Duration::from_secs(1),
-            "--session-ttl must be at least 1s",
-        )?;
-        check(
-            args.room_ttl >= args.session_ttl,
-            "--room-ttl must be at least --session-ttl",
-        )?;
-        check(
-            args.heartbeat >= Duration::from_millis(100),
-            "--heartbeat must be at least 100ms",
-        )?;
-        check(
-            args.redis_timeout >= Duration::from_millis(50),
-            "--redis-timeout must be at least 50ms",
-        )?;
-        check(
-            args.ws_read_buffer >= 1024,
-            "--ws-read-buffer must be at least 1024",
-        )?;
-        if let Some(id) = &args.server_id {
-            check(
-                !id.is_empty() && id.len() <= 64 && !id.contains(char::is_whitespace),
-                "--server-id must be 1-64 characters without spaces",
-            )?;
-        }
-        if let Some(url) = &args.public_url {
-            check(
-                url.starts_with("ws://") || url.starts_with("wss://"),
-                "--public-url must start with ws:// or wss://",
-            )?;
-        }
-        let host_port = |a: &String| {
-            a.rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-        };
-        check(
-            args.redis_sentinel.iter().all(host_port),
-            "--redis-sentinel takes host:port,host:port,…",
-        )?;
-        check(
-            args.redis_cluster.iter().all(host_port),
-            "--redis-cluster takes host:port,host:port,…",
-        )?;
-        check(
-            args.redis_cluster.is_empty() || args.redis_sentinel.is_empty(),
-            "--redis-cluster and --redis-sentinel cannot be used together",
-        )?;
-        check(
-            !args.redis_master.trim().is_empty(),
-            "--redis-master must not be empty",
-        )?;
+        check_limits(&args)?;
+        check_identity_and_redis(&args)?;
         let listen = SocketAddr::new(args.bind, args.port);
         Ok(Config {
             server_id: args

@@ -7,35 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
-use crate::stats::Second;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct FaultVerdict {
-    /// The window judged, in seconds since the run started.
-    pub window_s: (f64, f64),
-    /// Players in their rooms in the second before the fault.
-    pub players_before: i64,
-    /// The most players missing at once: short of as many as before, or of
-    /// the load shape's target when it asked for fewer (a ramp-down is not
-    /// a drop).
-    pub players_dropped: i64,
-    /// From the fault's start until every player who dropped was back; null
-    /// when they were still missing at the end of the window.
-    pub players_back_s: Option<f64>,
-    pub fanout_limit_ms: f64,
-    /// From the fault's start until fan-out p95 was back under the limit
-    /// for the rest of the window (0: it never went over); null when it
-    /// was still over at the end of the window.
-    pub fanout_recovered_s: Option<f64>,
-    pub reconnects: u64,
-    pub errors: BTreeMap<String, u64>,
-    /// Acked events some member never got, whose ack came in the window.
-    pub lost: u64,
-    /// Nothing lost, players back and fan-out recovered within the window.
-    pub pass: bool,
-}
+pub use tierlab_record::FaultVerdict;
+use tierlab_record::Second;
 
 /// Judges the window `start..end` (seconds).
 pub fn judge(
@@ -134,7 +107,7 @@ fn fanout_settled(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Percentiles;
+    use tierlab_record::Percentiles;
 
     fn second(t: u64, players: i64, p95: f64) -> Second {
         Second {

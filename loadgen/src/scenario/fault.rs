@@ -7,38 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    /// SIGKILL; restarted after `for` when given.
-    Crash,
-    /// SIGSTOP, SIGCONT after `for`: holds its sockets, answers nothing.
-    Pause,
-    /// SIGTERM (the server drains), started again once it has exited.
-    Restart,
-    /// `restart` of every replica, one at a time, `for` apart.
-    RollingRestart,
-    /// Delay (± jitter) on a link.
-    Latency,
-    /// Bytes per second cap on a link.
-    Bandwidth,
-    /// Every connection on a link reset, and new ones refused, for `for`.
-    Reset,
-    /// Nothing passes a link for `for`; connections stay open (a partition).
-    Blackhole,
-    /// SIGKILL the Redis primary and wait for Sentinel to promote its replica.
-    Failover,
-}
-
-impl FaultKind {
-    fn on_link(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::Reset | FaultKind::Blackhole
-        )
-    }
-}
+use tierlab_record::setup::FaultKind;
 
 /// Which way data flows through a link's proxy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,41 +147,62 @@ pub struct Bounds {
 impl FaultSpec {
     pub fn validate(&self, bounds: &Bounds) -> Result<Fault, String> {
         let target = Target::parse(&self.target)?;
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{} {target}", kind_name(self.kind)));
-        let fail = |message: String| Err(message);
-        if bounds.topology == super::TopologyKind::External {
-            return fail(
-                "faults need a local or docker topology (tierlab must own the processes)".into(),
-            );
-        }
-        if bounds.topology == super::TopologyKind::Docker
-            && matches!(target, Target::PlayersToReplica(_))
-        {
-            return fail(
-                "with topology docker, players reach the replicas from the host: cut `srv-N->redis` or crash/pause a container instead".into(),
-            );
-        }
-        if let Some(n) = target.replica().filter(|n| *n > bounds.replicas) {
-            return fail(format!(
-                "srv-{n} does not exist: the topology has {} replica(s)",
-                bounds.replicas
+        self.fits_topology(target, bounds)?;
+        self.fits_kind(target, bounds)?;
+        let ends = self.at + self.lasts.unwrap_or_default();
+        if ends >= bounds.max_duration {
+            return Err(format!(
+                "ends at {} but the run lasts at most {} (load.max_duration)",
+                humantime::format_duration(ends),
+                humantime::format_duration(bounds.max_duration)
             ));
         }
-        if matches!(target, Target::Redis | Target::ReplicaToRedis(_)) && !bounds.redis {
-            return fail("the topology has no Redis (state = \"memory\")".into());
-        }
-        if matches!(target, Target::Redis | Target::ReplicaToRedis(_)) && bounds.redis_shards > 1 {
-            return fail(
-                "faults on Redis need a single Redis: the nodes of a Redis Cluster (redis_shards > 1) are not fault targets yet"
-                    .into(),
-            );
-        }
-        if target == Target::Lb && !bounds.lb {
-            return fail("the topology has no load balancer (via is not \"lb\")".into());
-        }
+        Ok(Fault {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{} {target}", self.kind)),
+            kind: self.kind,
+            target,
+            at: self.at,
+            lasts: self.lasts,
+            latency: self.latency.unwrap_or_default(),
+            jitter: self.jitter.unwrap_or_default(),
+            rate_kib: self.rate_kib.unwrap_or(0),
+            direction: self.direction,
+        })
+    }
+
+    /// Whether the topology has the target and lets it be faulted.
+    fn fits_topology(&self, target: Target, bounds: &Bounds) -> Result<(), String> {
+        let on_redis = matches!(target, Target::Redis | Target::ReplicaToRedis(_));
+        let refusal = if bounds.topology == super::TopologyKind::External {
+            Some("faults need a local or docker topology (tierlab must own the processes)".into())
+        } else if bounds.topology == super::TopologyKind::Docker
+            && matches!(target, Target::PlayersToReplica(_))
+        {
+            Some("with topology docker, players reach the replicas from the host: cut `srv-N->redis` or crash/pause a container instead".into())
+        } else if let Some(n) = target.replica().filter(|n| *n > bounds.replicas) {
+            Some(format!(
+                "srv-{n} does not exist: the topology has {} replica(s)",
+                bounds.replicas
+            ))
+        } else if on_redis && !bounds.redis {
+            Some("the topology has no Redis (state = \"memory\")".into())
+        } else if on_redis && bounds.redis_shards > 1 {
+            Some("faults on Redis need a single Redis: the nodes of a Redis Cluster (redis_shards > 1) are not fault targets yet".into())
+        } else if target == Target::Lb && !bounds.lb {
+            Some("the topology has no load balancer (via is not \"lb\")".into())
+        } else if bounds.sentinel && matches!(target, Target::ReplicaToRedis(_)) {
+            Some("with Sentinel, replicas reach whichever node is primary: srv-N->redis cannot be proxied".into())
+        } else {
+            None
+        };
+        refusal.map_or(Ok(()), Err)
+    }
+
+    /// Whether the kind of fault can hit the target, and has what it needs.
+    fn fits_kind(&self, target: Target, bounds: &Bounds) -> Result<(), String> {
         let fits = match self.kind {
             FaultKind::Crash | FaultKind::Pause => {
                 matches!(target, Target::Replica(_) | Target::Redis | Target::Lb)
@@ -222,69 +212,27 @@ impl FaultSpec {
             FaultKind::Failover => target == Target::Redis,
             _ => target.is_link(),
         };
-        if !fits {
-            return fail(format!(
-                "a {} fault cannot hit `{target}` ({})",
-                kind_name(self.kind),
-                expected_target(self.kind)
-            ));
-        }
-        if self.kind == FaultKind::Failover && !bounds.sentinel {
-            return fail("a failover needs `topology.sentinel = true`".into());
-        }
-        if self.kind == FaultKind::Failover && self.lasts.is_some() {
-            return fail(
-                "a failover takes no `for`: it ends when Sentinel has promoted the replica".into(),
-            );
-        }
-        if bounds.sentinel && matches!(target, Target::ReplicaToRedis(_)) {
-            return fail("with Sentinel, replicas reach whichever node is primary: srv-N->redis cannot be proxied".into());
-        }
         let needs_for = self.kind == FaultKind::Pause || self.kind.on_link();
-        if needs_for && self.lasts.is_none() {
-            return fail(format!("a {} fault needs `for`", kind_name(self.kind)));
-        }
-        let latency = self.latency.unwrap_or_default();
-        if self.kind == FaultKind::Latency && latency.is_zero() {
-            return fail("a latency fault needs `latency` (e.g. \"100ms\")".into());
-        }
-        let rate_kib = self.rate_kib.unwrap_or(0);
-        if self.kind == FaultKind::Bandwidth && rate_kib == 0 {
-            return fail("a bandwidth fault needs `rate_kib` ≥ 1".into());
-        }
-        let ends = self.at + self.lasts.unwrap_or_default();
-        if ends >= bounds.max_duration {
-            return fail(format!(
-                "ends at {} but the run lasts at most {} (load.max_duration)",
-                humantime::format_duration(ends),
-                humantime::format_duration(bounds.max_duration)
-            ));
-        }
-        Ok(Fault {
-            name,
-            kind: self.kind,
-            target,
-            at: self.at,
-            lasts: self.lasts,
-            latency,
-            jitter: self.jitter.unwrap_or_default(),
-            rate_kib,
-            direction: self.direction,
-        })
-    }
-}
-
-pub fn kind_name(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::Crash => "crash",
-        FaultKind::Pause => "pause",
-        FaultKind::Restart => "restart",
-        FaultKind::RollingRestart => "rolling-restart",
-        FaultKind::Latency => "latency",
-        FaultKind::Bandwidth => "bandwidth",
-        FaultKind::Reset => "reset",
-        FaultKind::Blackhole => "blackhole",
-        FaultKind::Failover => "failover",
+        let refusal = if !fits {
+            Some(format!(
+                "a {} fault cannot hit `{target}` ({})",
+                self.kind,
+                expected_target(self.kind)
+            ))
+        } else if self.kind == FaultKind::Failover && !bounds.sentinel {
+            Some("a failover needs `topology.sentinel = true`".into())
+        } else if self.kind == FaultKind::Failover && self.lasts.is_some() {
+            Some("a failover takes no `for`: it ends when Sentinel has promoted the replica".into())
+        } else if needs_for && self.lasts.is_none() {
+            Some(format!("a {} fault needs `for`", self.kind))
+        } else if self.kind == FaultKind::Latency && self.latency.unwrap_or_default().is_zero() {
+            Some("a latency fault needs `latency` (e.g. \"100ms\")".into())
+        } else if self.kind == FaultKind::Bandwidth && self.rate_kib.unwrap_or(0) == 0 {
+            Some("a bandwidth fault needs `rate_kib` ≥ 1".into())
+        } else {
+            None
+        };
+        refusal.map_or(Ok(()), Err)
     }
 }
 

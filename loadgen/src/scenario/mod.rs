@@ -6,17 +6,23 @@
 //! Nothing is silently defaulted except what `docs/scenarios.md` documents.
 
 mod fault;
+mod locate;
 mod protocol;
-mod slo;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use fault::{kind_name, Direction, Fault, FaultKind, FaultSpec, Target};
-pub use protocol::{Protocol, ProtocolKind};
-pub use slo::{Comparison, Metric, Slo, SloError, Stat};
+pub use fault::{Direction, Fault, FaultSpec, Target};
+pub use locate::{Located, Origin};
+pub use protocol::Protocol;
+pub use tierlab_record::setup::{
+    Balance, FaultKind, Model, Persistence, ProtocolKind, ServerKind, StateMode, TopologyKind, Via,
+};
+pub use tierlab_record::slo::{Comparison, Metric, Slo, SloError, Stat};
+pub use validate::Problem;
 
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -35,60 +41,13 @@ pub enum ScenarioError {
         field: String,
         message: String,
     },
-    #[error("{file}: {field}: {message}")]
+    #[error("{}", Located::list(file, problems))]
     Invalid {
         file: PathBuf,
-        field: String,
-        message: String,
+        problems: Vec<Located>,
     },
     #[error("--set {assignment}: {message}")]
     Override { assignment: String, message: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TopologyKind {
-    /// `tierlab` starts Redis, the replicas and HAProxy itself.
-    Local,
-    /// The same stack as `local`, as containers of the local images
-    /// (`just images`) on a private network, started through testcontainers.
-    Docker,
-    /// A system someone else started, reached through `urls`.
-    External,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StateMode {
-    Redis,
-    Memory,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Via {
-    /// Through the load balancer.
-    Lb,
-    /// Straight to the replicas, a room's members spread over all of them.
-    Direct,
-    /// To the replica `POST /api/rooms` assigned to the room.
-    Assigned,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Persistence {
-    None,
-    AofEverysec,
-    AofAlways,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Balance {
-    Source,
-    Roundrobin,
-    Leastconn,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,17 +91,6 @@ pub struct Topology {
     /// The interpreter for a Python peer.
     #[serde(default = "Topology::default_python")]
     pub python: String,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ServerKind {
-    /// `tierlab-server`, the reference.
-    #[default]
-    Tierlab,
-    /// `scenarios/peers/chat_socketio.py`: python-socketio with its Redis
-    /// manager (speaks `protocol.kind = "socketio"`).
-    PythonSocketio,
 }
 
 impl Topology {
@@ -212,15 +160,6 @@ impl Population {
     pub fn players(&self) -> u32 {
         self.rooms * self.players_per_room
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Model {
-    /// Stages give concurrent players.
-    Closed,
-    /// Stages give arrivals per second; each player stays `session`.
-    Open,
 }
 
 /// One stage: reach `to` (closed: players; open: arrivals/s) over `over`,
@@ -520,7 +459,7 @@ impl Scenario {
             })?;
             (file, source)
         };
-        validate(path, file, source)
+        validate(path, file, (text, overrides, source))
     }
 }
 
@@ -534,10 +473,8 @@ fn from_toml(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
 }
 
 fn parse_error(path: &Path, text: &str, error: &toml::de::Error, field: &str) -> ScenarioError {
-    let offset = error.span().map_or(0, |s| s.start).min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let offset = error.span().map_or(0, |s| s.start);
+    let (line, column) = locate::line_column(text, offset);
     ScenarioError::Parse {
         file: path.to_owned(),
         line,
@@ -582,266 +519,20 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), Scena
     Ok(())
 }
 
-fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario, ScenarioError> {
-    let invalid = |field: &str, message: String| ScenarioError::Invalid {
+/// Runs every check of `validate`; on problems, places each in the file
+/// (or at the `--set` that set it).
+fn validate(
+    path: &Path,
+    file: ScenarioFile,
+    (text, overrides, source): (&str, &[String], String),
+) -> Result<Scenario, ScenarioError> {
+    let (slo, faults) = validate::check(&file).map_err(|problems| ScenarioError::Invalid {
         file: path.to_owned(),
-        field: field.to_owned(),
-        message,
-    };
-    let check = |ok: bool, field: &str, message: &str| {
-        if ok {
-            Ok(())
-        } else {
-            Err(invalid(field, message.to_owned()))
-        }
-    };
-    check(!file.name.trim().is_empty(), "name", "must not be empty")?;
-    check(
-        file.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-        "name",
-        "use letters, digits, '-' and '_' (it names the run directory)",
-    )?;
-    let t = &file.topology;
-    match t.kind {
-        TopologyKind::Local | TopologyKind::Docker => {
-            check(
-                (1..=16).contains(&t.replicas),
-                "topology.replicas",
-                "must be 1 to 16",
-            )?;
-            check(
-                t.state == StateMode::Redis || t.replicas == 1,
-                "topology.replicas",
-                "memory state serves one replica only",
-            )?;
-            check(
-                t.urls.is_empty(),
-                "topology.urls",
-                "only for kind = \"external\"",
-            )?;
-            check(
-                !t.sentinel || t.state == StateMode::Redis,
-                "topology.sentinel",
-                "Sentinel needs state = \"redis\"",
-            )?;
-            check(
-                (1..=16).contains(&t.redis_shards),
-                "topology.redis_shards",
-                "must be 1 (a single Redis) to 16",
-            )?;
-            check(
-                t.redis_shards == 1 || (t.state == StateMode::Redis && !t.sentinel),
-                "topology.redis_shards",
-                "a Redis Cluster needs state = \"redis\" and no Sentinel",
-            )?;
-            check(
-                t.redis_shards == 1 || t.kind == TopologyKind::Local,
-                "topology.redis_shards",
-                "a Redis Cluster runs in the local topology only",
-            )?;
-            if t.kind == TopologyKind::Docker {
-                check(
-                    !t.sentinel,
-                    "topology.sentinel",
-                    "Sentinel runs in the local topology only",
-                )?;
-                check(
-                    t.via != Via::Assigned,
-                    "topology.via",
-                    "assigned players need each replica's address before it starts; use \"lb\" or \"direct\" with docker",
-                )?;
-                check(
-                    t.via != Via::Lb || t.balance != Balance::Source,
-                    "topology.balance",
-                    "\"source\" (the default) would send every player to one replica: in docker they all come from the host's one bridge address; use \"roundrobin\" or \"leastconn\"",
-                )?;
-            }
-        }
-        TopologyKind::External => {
-            check(
-                !t.urls.is_empty(),
-                "topology.urls",
-                "an external topology needs at least one URL",
-            )?;
-            for url in &t.urls {
-                check(
-                    url.starts_with("ws://") || url.starts_with("wss://"),
-                    "topology.urls",
-                    "each URL must start with ws:// or wss://",
-                )?;
-            }
-        }
-    }
-    let p = &file.population;
-    check(p.rooms >= 1, "population.rooms", "must be at least 1")?;
-    check(
-        p.players_per_room >= 1,
-        "population.players_per_room",
-        "must be at least 1",
-    )?;
-    check(
-        p.max_players.is_none_or(|m| m >= p.players_per_room),
-        "population.max_players",
-        "must hold players_per_room",
-    )?;
-    let l = &file.load;
-    check(
-        !l.stages.is_empty(),
-        "load.stages",
-        "needs at least one stage",
-    )?;
-    for (i, stage) in l.stages.iter().enumerate() {
-        let field = format!("load.stages[{i}]");
-        check(
-            stage.to >= 0.0 && stage.to.is_finite(),
-            &field,
-            "`to` must be 0 or more",
-        )?;
-        if l.model == Model::Closed {
-            check(
-                stage.to <= f64::from(p.players()),
-                &field,
-                &format!("`to` exceeds the population ({} players)", p.players()),
-            )?;
-        }
-    }
-    check(
-        l.max_duration > Duration::ZERO,
-        "load.max_duration",
-        "must be positive",
-    )?;
-    if l.stages_total() + l.drain > l.max_duration {
-        return Err(invalid(
-            "load.max_duration",
-            format!(
-                "is shorter than the stages plus drain ({})",
-                humantime::format_duration(l.stages_total() + l.drain)
-            ),
-        ));
-    }
-    check(
-        l.model == Model::Closed || l.session.is_some_and(|s| s > Duration::ZERO),
-        "load.session",
-        "the open model needs a positive session length",
-    )?;
-    let b = &file.behaviour;
-    check(
-        b.act_rate > 0.0 && b.act_rate <= 1000.0,
-        "behaviour.act_rate",
-        "must be in (0, 1000]",
-    )?;
-    check(
-        (0.0..=1.0).contains(&b.idle),
-        "behaviour.idle",
-        "must be between 0 and 1",
-    )?;
-    check(
-        (0.0..=60.0).contains(&b.churn),
-        "behaviour.churn",
-        "must be between 0 and 60 per minute",
-    )?;
-    check(
-        (0.0..=60.0).contains(&b.reconnect),
-        "behaviour.reconnect",
-        "must be between 0 and 60 per minute",
-    )?;
-    check(
-        b.payload <= 3800,
-        "behaviour.payload",
-        "must leave room under the 4 KiB act limit (≤ 3800)",
-    )?;
-    let c = &file.capacity;
-    check(
-        c.step.is_none_or(|s| s >= 1),
-        "capacity.step",
-        "must be at least 1",
-    )?;
-    check(
-        c.hold >= Duration::from_secs(3),
-        "capacity.hold",
-        "must be 3s or more (the second after the ramp settles it; the rest is measured)",
-    )?;
-    check(
-        c.error_limit_pct > 0.0 && c.error_limit_pct <= 100.0,
-        "capacity.error_limit_pct",
-        "must be in (0, 100]",
-    )?;
-    let h = &file.http;
-    check(
-        (1..=256).contains(&h.create_users),
-        "http.create_users",
-        "must be 1 to 256",
-    )?;
-    check(
-        h.lookup_users <= 256,
-        "http.lookup_users",
-        "must be 0 to 256",
-    )?;
-    check(
-        (1..=1000).contains(&h.lookup_burst),
-        "http.lookup_burst",
-        "must be 1 to 1000",
-    )?;
-    check(
-        h.lookup_every > Duration::ZERO,
-        "http.lookup_every",
-        "must be positive",
-    )?;
-    check(
-        (0.0..=1.0).contains(&h.unknown_share),
-        "http.unknown_share",
-        "must be between 0 and 1",
-    )?;
-    check(
-        h.health_every
-            .is_none_or(|e| e >= Duration::from_millis(10)),
-        "http.health_every",
-        "must be 10ms or more",
-    )?;
-    check(
-        b.backoff_min <= b.backoff_max,
-        "behaviour.backoff_min",
-        "must not exceed backoff_max",
-    )?;
-    check(
-        b.backoff_min >= Duration::from_millis(1) || b.backoff == Backoff::Exponential,
-        "behaviour.backoff_min",
-        "immediate retries need a backoff_min of 1ms or more (a zero wait would spin)",
-    )?;
-    check_protocol(&file, &invalid)?;
-    let slo = file
-        .slo
-        .iter()
-        .enumerate()
-        .map(|(i, text)| Slo::parse(text).map_err(|e| invalid(&format!("slo[{i}]"), e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let bounds = fault::Bounds {
-        replicas: t.replicas,
-        redis: t.state == StateMode::Redis,
-        lb: t.via == Via::Lb,
-        sentinel: t.sentinel,
-        redis_shards: t.redis_shards,
-        topology: t.kind,
-        max_duration: l.max_duration,
-    };
-    let mut faults = file
-        .faults
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            spec.validate(&bounds).map_err(|message| {
-                let label = spec
-                    .name
-                    .as_deref()
-                    .map(|n| format!(" \"{n}\""))
-                    .unwrap_or_default();
-                invalid(&format!("faults[{i}]{label}"), message)
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    faults.sort_by_key(|f| f.at);
+        problems: problems
+            .into_iter()
+            .map(|p| Located::of(p, text, overrides))
+            .collect(),
+    })?;
     Ok(Scenario {
         name: file.name,
         description: file.description,
@@ -857,65 +548,6 @@ fn validate(path: &Path, file: ScenarioFile, source: String) -> Result<Scenario,
         source,
         path: path.to_owned(),
     })
-}
-
-/// Whether the players' protocol, the servers the topology runs and the
-/// rest of the scenario fit together.
-fn check_protocol(
-    file: &ScenarioFile,
-    invalid: &impl Fn(&str, String) -> ScenarioError,
-) -> Result<(), ScenarioError> {
-    let (t, p) = (&file.topology, &file.protocol);
-    if let Some((field, message)) = p.problem() {
-        return Err(invalid(field, message));
-    }
-    let socketio = p.kind == ProtocolKind::Socketio;
-    if t.server == ServerKind::PythonSocketio {
-        let fits = t.kind == TopologyKind::Local
-            && t.state == StateMode::Redis
-            && !t.sentinel
-            && t.redis_shards == 1
-            && t.via != Via::Assigned;
-        if !fits {
-            return Err(invalid(
-                "topology.server",
-                "the python-socketio peer runs in the local topology, on one Redis (state = \"redis\", no Sentinel or cluster), behind \"lb\" or \"direct\"".into(),
-            ));
-        }
-        if !socketio {
-            return Err(invalid(
-                "protocol.kind",
-                "the python-socketio peer speaks \"socketio\"".into(),
-            ));
-        }
-    }
-    if socketio {
-        if t.kind != TopologyKind::External && t.server == ServerKind::Tierlab {
-            return Err(invalid(
-                "protocol.kind",
-                "tierlab-server speaks \"tierlab\"; run a Socket.IO system with topology.server = \"python-socketio\" or kind = \"external\"".into(),
-            ));
-        }
-        if t.via == Via::Assigned {
-            return Err(invalid(
-                "topology.via",
-                "a Socket.IO target assigns no replicas to rooms; use \"lb\" or \"direct\"".into(),
-            ));
-        }
-        if file.http.lookup_users > 0 {
-            return Err(invalid(
-                "http.lookup_users",
-                "a Socket.IO target has no room lookup API; set it to 0".into(),
-            ));
-        }
-        if file.population.cross_worker {
-            return Err(invalid(
-                "population.cross_worker",
-                "a Socket.IO run is checked from senders' counters and send times, which stay on one worker".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

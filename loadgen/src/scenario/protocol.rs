@@ -3,16 +3,7 @@
 //! reference protocol needs no mapping; a Socket.IO game names its own.
 
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProtocolKind {
-    /// `tierlab-server`'s frames (docs/protocol.md): server seqs, resume.
-    #[default]
-    Tierlab,
-    /// Engine.IO v4 / Socket.IO v5 over the WebSocket transport.
-    Socketio,
-}
+use tierlab_record::setup::ProtocolKind;
 
 /// How a player names its room in the join event's arguments: every string
 /// `"{room}"` in `join_args` is replaced by the room's name.

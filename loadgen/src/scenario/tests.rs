@@ -370,3 +370,52 @@ fn a_capacity_hold_too_short_to_measure_is_refused() {
     assert!(err.contains("capacity.hold"), "{err}");
     assert!(parse(&format!("{GOOD}\n[capacity]\nhold = \"3s\"\n")).is_ok());
 }
+
+#[test]
+fn every_problem_is_reported_at_its_line_and_column() {
+    let text = GOOD
+        .replace("rooms = 4", "rooms = 0")
+        .replace("act_rate = 2.0", "act_rate = 0.0");
+    let err = error(&text);
+    let lines: Vec<&str> = err.lines().collect();
+    let rooms_line = text.lines().position(|l| l == "rooms = 0").unwrap() + 1;
+    let rate_line = text.lines().position(|l| l == "act_rate = 0.0").unwrap() + 1;
+    assert!(
+        lines.contains(
+            &format!("scenarios/x.toml:{rooms_line}:1: population.rooms: must be at least 1")
+                .as_str()
+        ),
+        "{err}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "scenarios/x.toml:{rate_line}:1: behaviour.act_rate:"
+        ))),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_problem_set_on_the_command_line_names_its_set() {
+    let err = Scenario::parse(
+        Path::new("scenarios/x.toml"),
+        GOOD,
+        &["behaviour.act_rate=0".into()],
+    )
+    .expect_err("act_rate 0")
+    .to_string();
+    assert!(
+        err.contains("behaviour.act_rate: must be in (0, 1000] (from --set behaviour.act_rate=0)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_check_passes_a_good_file() {
+    let file: ScenarioFile = from_toml(Path::new("x.toml"), GOOD).unwrap();
+    for (name, check) in validate::CHECKS {
+        let mut problems = validate::Problems::default();
+        check(&file, &mut problems);
+        assert_eq!(problems.into_vec(), Vec::new(), "check {name}");
+    }
+}

@@ -3,15 +3,16 @@
 //! page needs nothing from the network.
 
 use super::*;
-use crate::run::{Checker, Fault, FaultVerdict, Percentiles, Second, SloVerdict};
+use tierlab_record::setup::{StateMode, Via};
+use tierlab_record::{FaultRecord, FaultVerdict, Percentiles, Second, SloVerdict, Verdict};
 
-fn run() -> Run {
-    let mut run = Run::default();
+fn run() -> RunRecord {
+    let mut run = RunRecord::default();
     run.scenario.name = "unit".into();
     run.scenario.text = "name = \"unit\" # <not html>".into();
     run.topology.replicas = 3;
-    run.topology.state = "redis".into();
-    run.topology.via = "lb".into();
+    run.topology.state = StateMode::Redis;
+    run.topology.via = Via::Lb;
     run.summary.peak_players = 4200;
     run.summary.events_delivered = 1_234_567;
     run.summary.fanout_ms = Percentiles {
@@ -28,7 +29,7 @@ fn run() -> Run {
         p99: 12.5,
         max: 30.0,
     };
-    run.checker = Checker {
+    run.checker = Verdict {
         acked: 1000,
         delivered: 9000,
         lost: 0,
@@ -36,6 +37,7 @@ fn run() -> Run {
         reordered: 0,
         unacked_delivered: 0,
         guarantee: "server seqs".into(),
+        ..Verdict::default()
     };
     run.slo = vec![
         SloVerdict {
@@ -83,7 +85,7 @@ fn run() -> Run {
             }
         })
         .collect();
-    run.faults = vec![Fault {
+    run.faults = vec![FaultRecord {
         name: "kill srv-2".into(),
         what: "crash srv-2".into(),
         start_s: 45.0,
@@ -95,7 +97,9 @@ fn run() -> Run {
             reconnects: 1400,
             lost: 0,
             pass: true,
+            ..FaultVerdict::default()
         }),
+        ..FaultRecord::default()
     }];
     run
 }
@@ -222,12 +226,13 @@ fn a_regression_against_the_baseline_shows_in_the_verdict() {
 #[test]
 fn a_sharded_runs_page_marks_the_workers_clock_skew() {
     let mut sharded = run();
-    sharded.shard = Some(crate::run::Workers {
+    sharded.shard = Some(tierlab_record::ShardInfo {
         indices: vec![0, 1],
         count: 2,
         start_skew_ms: [("0".into(), 3.0), ("1".into(), 41.0)].into(),
         delivery_ms: [("0->1".into(), 14.5), ("1->0".into(), -9.5)].into(),
         clock_skew_ms: [("0-1".into(), 12.0)].into(),
+        ..tierlab_record::ShardInfo::default()
     });
     let page = crate::html::render(&Report::from_parts(sharded, Vec::new(), None)).unwrap();
     for expected in [

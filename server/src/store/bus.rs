@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use redis::aio::PubSubSink;
 use tokio_util::sync::CancellationToken;
 
+use super::layout::{bus_event, RoomKeys};
 use super::primary::Primary;
-use super::redis::{bus_event, RoomKeys};
 use super::{BusMsg, BusSender, StoreError};
 
 /// The replica's Pub/Sub connection and the set of channels it should hold.

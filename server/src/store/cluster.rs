@@ -21,7 +21,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::redis::{bus_event, RoomKeys};
+use super::layout::{bus_event, RoomKeys};
 use super::{BusSender, StoreError};
 
 /// Healthy pings after a dropped node connection before the bus stops

@@ -8,9 +8,12 @@
 
 mod bus;
 mod cluster;
+mod layout;
+mod link;
 mod memory;
 mod primary;
 mod redis;
+mod scripts;
 
 use std::time::Duration;
 

@@ -7,177 +7,26 @@
 //! Commands go to one primary (a URL, or whichever Sentinel names) or to a
 //! cluster; the bus that hears appends is `bus::Bus` or `cluster::ShardBus`.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
 
 use super::bus::Bus;
 use super::cluster::{self, ShardBus};
+use super::layout::{parse_entry, server_key, RoomKeys, RoomMeta, SERVERS_KEY};
+use super::link::{BusLink, Commands, Conn};
 use super::primary::Primary;
+use super::scripts;
 use redis::{AsyncCommands, Client, Script};
-use serde::{Deserialize, Serialize};
 use tierlab_protocol::{Data, RoomInfo, ServerEntry};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth,
-};
+use super::{BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth};
 use crate::config::Config;
 use crate::ids;
 use crate::metrics::Metrics;
-
-// One hash tag for the registry, so its pipelines stay single-slot.
-const SERVERS_KEY: &str = "{tierlab}:servers";
-
-fn server_key(id: &str) -> String {
-    format!("{{tierlab}}:server:{id}")
-}
-
-/// The keys of one room, all in one hash slot.
-pub(super) struct RoomKeys(String);
-
-impl RoomKeys {
-    pub(super) fn new(room: &str) -> RoomKeys {
-        RoomKeys(format!("{{room:{room}}}"))
-    }
-    fn meta(&self) -> String {
-        format!("{}:meta", self.0)
-    }
-    fn seq(&self) -> String {
-        format!("{}:seq", self.0)
-    }
-    fn log(&self) -> String {
-        format!("{}:log", self.0)
-    }
-    fn members(&self) -> String {
-        format!("{}:members", self.0)
-    }
-    fn session(&self, token: &str) -> String {
-        format!("{}:session:{token}", self.0)
-    }
-    pub(super) fn channel(&self) -> String {
-        format!("{}:events", self.0)
-    }
-}
-
-/// What a bus message on `channel` says, if it is one of ours.
-pub(super) fn bus_event(channel: &str, payload: &[u8]) -> Option<BusMsg> {
-    let room = room_of_channel(channel)?;
-    let event = parse_published(payload)?;
-    Some(BusMsg::Event {
-        room: room.to_owned(),
-        event,
-    })
-}
-
-/// The room a bus channel belongs to.
-fn room_of_channel(channel: &str) -> Option<&str> {
-    channel.strip_prefix("{room:")?.strip_suffix("}:events")
-}
-
-/// Stored as the room's `meta` string (one `SET NX` creates the room).
-#[derive(Debug, Serialize, Deserialize)]
-struct RoomMeta {
-    game: String,
-    max_players: u32,
-    server: String,
-}
-
-const JOIN: &str = r#"
--- KEYS: meta members seq session   ARGV: player name now_ms ttl_ms room_ttl_ms
-local meta = redis.call('GET', KEYS[1])
-if not meta then return {-1, 0, 0} end
-local max = cjson.decode(meta).max_players
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-if redis.call('ZCARD', KEYS[2]) >= max then return {-2, 0, 0} end
-redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
-redis.call('HSET', KEYS[4], 'player', ARGV[1], 'name', ARGV[2])
-redis.call('PEXPIRE', KEYS[4], ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-return {1, seq, redis.call('ZCARD', KEYS[2])}
-"#;
-
-const RESUME: &str = r#"
--- KEYS: meta members seq session   ARGV: now_ms ttl_ms room_ttl_ms
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, ''} end
-local player = redis.call('HGET', KEYS[4], 'player')
-if not player then return {-3, 0, 0, ''} end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), player)
-redis.call('PEXPIRE', KEYS[4], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-return {1, seq, redis.call('ZCARD', KEYS[2]), player}
-"#;
-
-const APPEND: &str = r#"
--- KEYS: meta seq log   ARGV: channel from id data ts_us maxlen room_ttl_ms publish
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local s = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], s .. '-1',
-  'f', ARGV[2], 'i', ARGV[3], 'd', ARGV[4], 't', ARGV[5])
-redis.call(ARGV[8], ARGV[1], s .. '\n' .. ARGV[5] .. '\n' .. ARGV[3] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
-redis.call('PEXPIRE', KEYS[3], ARGV[7])
-return s
-"#;
-
-const RAISE_SEQ: &str = r#"
--- KEYS: seq   ARGV: floor room_ttl_ms
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return cur
-"#;
-
-/// Parses a bus payload: `seq \n ts_us \n id \n from \n data`.
-fn parse_published(payload: &[u8]) -> Option<LoggedEvent> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let mut parts = text.splitn(5, '\n');
-    let seq = parts.next()?.parse().ok()?;
-    let ts_us = parts.next()?.parse().ok()?;
-    let id = parts.next()?.parse().ok()?;
-    let from = parts.next()?.to_owned();
-    let data = Data::from_json(parts.next()?.to_owned()).ok()?;
-    Some(LoggedEvent {
-        seq,
-        from,
-        id,
-        data,
-        ts_us,
-    })
-}
-
-/// Parses one XRANGE entry written by the append script.
-fn parse_entry(id: &str, fields: &[String]) -> Option<LoggedEvent> {
-    let seq = id.split('-').next()?.parse().ok()?;
-    let mut event = LoggedEvent {
-        seq,
-        from: String::new(),
-        id: 0,
-        data: Data::from_json("null".to_owned()).ok()?,
-        ts_us: 0,
-    };
-    for pair in fields.chunks_exact(2) {
-        match pair[0].as_str() {
-            "f" => event.from = pair[1].clone(),
-            "i" => event.id = pair[1].parse().ok()?,
-            "d" => event.data = Data::from_json(pair[1].clone()).ok()?,
-            "t" => event.ts_us = pair[1].parse().ok()?,
-            _ => {}
-        }
-    }
-    Some(event)
-}
 
 fn now_ms() -> u64 {
     super::now_us() / 1000
@@ -190,86 +39,6 @@ struct Settings {
     log_max_len: u64,
     timeout: Duration,
     heartbeat: Duration,
-}
-
-/// Where commands go.
-enum Commands {
-    /// One primary; replaced when Sentinel names a new one.
-    Primary(std::sync::RwLock<ConnectionManager>),
-    Cluster(ClusterConnection),
-}
-
-/// A handle for one operation; both kinds are cheap clones of a multiplexed
-/// connection.
-#[derive(Clone)]
-enum Conn {
-    Primary(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl redis::aio::ConnectionLike for Conn {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        match self {
-            Conn::Primary(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Conn::Primary(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Primary(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-/// The bus that hears appends: channels on one primary, or shard channels.
-enum BusLink {
-    Primary(Arc<Bus>),
-    Cluster(Arc<ShardBus>),
-}
-
-impl BusLink {
-    async fn subscribe(&self, room: &str, timeout: Duration) -> Result<(), StoreError> {
-        match self {
-            BusLink::Primary(bus) => bus.subscribe(room, timeout).await,
-            BusLink::Cluster(bus) => bus.subscribe(room, timeout).await,
-        }
-    }
-
-    async fn unsubscribe(
-        &self,
-        room: &str,
-        abandoned: &(dyn Fn() -> bool + Send + Sync),
-        timeout: Duration,
-    ) {
-        match self {
-            BusLink::Primary(bus) => bus.unsubscribe(room, abandoned, timeout).await,
-            BusLink::Cluster(bus) => bus.unsubscribe(room, abandoned, timeout).await,
-        }
-    }
-
-    fn subscribed(&self) -> bool {
-        match self {
-            BusLink::Primary(bus) => bus.subscribed.load(Ordering::Relaxed),
-            BusLink::Cluster(bus) => bus.subscribed.load(Ordering::Relaxed),
-        }
-    }
 }
 
 pub struct RedisStore {
@@ -337,10 +106,10 @@ impl RedisStore {
             bus,
             publish,
             wait_replicas: config.redis_wait_replicas,
-            join: Script::new(JOIN),
-            resume: Script::new(RESUME),
-            append: Script::new(APPEND),
-            raise_seq: Script::new(RAISE_SEQ),
+            join: Script::new(scripts::JOIN),
+            resume: Script::new(scripts::RESUME),
+            append: Script::new(scripts::APPEND),
+            raise_seq: Script::new(scripts::RAISE_SEQ),
         };
         Ok(store)
     }
@@ -819,41 +588,5 @@ async fn first_primary(primary: &Primary, timeout: Duration) -> Result<Client, S
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bus_payload_round_trips_data_with_newlines() {
-        let event = parse_published(b"42\n1700000000000000\n7\nabc\n{\"s\":\"a\\nb\",\n\"k\":1}")
-            .expect("parse");
-        assert_eq!(event.seq, 42);
-        assert_eq!(event.id, 7);
-        assert_eq!(event.from, "abc");
-        assert_eq!(event.data.get(), "{\"s\":\"a\\nb\",\n\"k\":1}");
-        assert!(parse_published(b"x\n1\n2\nf\n{}").is_none());
-        assert!(parse_published(b"1\n1\n2\nf\n{bad").is_none());
-    }
-
-    #[test]
-    fn channels_map_back_to_rooms() {
-        let keys = RoomKeys::new("K7Q2XM");
-        assert_eq!(keys.channel(), "{room:K7Q2XM}:events");
-        assert_eq!(room_of_channel(&keys.channel()), Some("K7Q2XM"));
-        assert_eq!(room_of_channel("other"), None);
-    }
-
-    #[test]
-    fn stream_entries_parse() {
-        let fields: Vec<String> = ["f", "p1", "i", "3", "d", "[1,2]", "t", "99"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let event = parse_entry("12-1", &fields).expect("entry");
-        assert_eq!((event.seq, event.id, event.ts_us), (12, 3, 99));
-        assert_eq!(event.data.get(), "[1,2]");
     }
 }

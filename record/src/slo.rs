@@ -1,8 +1,11 @@
 //! Service-level objectives as written in scenarios —
 //! `p95(fanout) < 50ms`, `p99(ack) < 100ms`, `errors < 1%`, `lost = 0` —
-//! parsed once, evaluated against a run's measurements.
+//! parsed once into a [`Metric`], and judged on a run's record: latencies at
+//! the exact percentile of the run's histograms, never a neighbouring one.
 
 use std::fmt;
+
+use crate::{Count, Latency, RunRecord, SloVerdict, Window};
 
 /// A latency statistic.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,12 +17,12 @@ pub enum Stat {
 /// What an objective measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Metric {
-    /// A latency (ms): `fanout`, `ack`, `connect`, `join`.
-    Latency(Stat, &'static str),
+    /// A latency, in ms.
+    Latency(Stat, Latency),
     /// Errors as a share of operations (connects, joins, acts), in percent.
     ErrorRate,
-    /// A count from the delivery checker: `lost`, `duplicated`, `reordered`.
-    Count(&'static str),
+    /// A count from the delivery checker.
+    Count(Count),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,7 @@ impl Comparison {
             Comparison::Gt => measured > threshold,
         }
     }
+
     fn symbol(self) -> &'static str {
         match self {
             Comparison::Lt => "<",
@@ -67,9 +71,6 @@ pub struct SloError {
     text: String,
     message: String,
 }
-
-const LATENCIES: [&str; 4] = ["fanout", "ack", "connect", "join"];
-const COUNTS: [&str; 3] = ["lost", "duplicated", "reordered"];
 
 impl Slo {
     pub fn parse(text: &str) -> Result<Slo, SloError> {
@@ -113,6 +114,46 @@ impl Slo {
         };
         format!("{} {}{unit}", self.comparison.symbol(), self.threshold)
     }
+
+    /// What the objective measures in `record`, whose latencies are `totals`.
+    pub fn measure(&self, record: &RunRecord, totals: &Window) -> f64 {
+        match self.metric {
+            Metric::Latency(stat, latency) => {
+                let h = totals.latency(latency);
+                let us = match stat {
+                    Stat::Max => h.max(),
+                    Stat::Percentile(q) => h.value_at_quantile(q / 100.0),
+                };
+                if h.is_empty() {
+                    0.0
+                } else {
+                    us as f64 / 1000.0
+                }
+            }
+            Metric::ErrorRate => record.summary.error_rate_pct,
+            Metric::Count(count) => record.checker.count(count) as f64,
+        }
+    }
+
+    pub fn judge(&self, record: &RunRecord, totals: &Window) -> SloVerdict {
+        let measured = self.measure(record, totals);
+        SloVerdict {
+            name: self.text.clone(),
+            threshold: self.threshold_text(),
+            measured,
+            pass: self.holds(measured),
+        }
+    }
+
+    /// The `p95(fanout)` threshold in ms among `slos`, if there is one.
+    pub fn fanout_p95_ms(slos: &[Slo]) -> Option<f64> {
+        slos.iter().find_map(|slo| match slo.metric {
+            Metric::Latency(Stat::Percentile(q), Latency::Fanout) if (q - 95.0).abs() < 1e-9 => {
+                Some(slo.threshold)
+            }
+            _ => None,
+        })
+    }
 }
 
 impl fmt::Display for Slo {
@@ -144,22 +185,17 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
     if lhs == "errors" {
         return Ok(Metric::ErrorRate);
     }
-    if let Some(count) = COUNTS.iter().find(|c| **c == lhs) {
+    if let Ok(count) = lhs.parse::<Count>() {
         return Ok(Metric::Count(count));
     }
-    let (stat, rest) = lhs
-        .split_once('(')
-        .ok_or_else(|| format!("unknown metric `{lhs}`; use p95(fanout), max(ack), errors, lost, duplicated, reordered"))?;
+    let (stat, rest) = lhs.split_once('(').ok_or_else(|| {
+        format!("unknown metric `{lhs}`; use p95(fanout), max(ack), errors, lost, duplicated, reordered")
+    })?;
     let name = rest
         .strip_suffix(')')
         .ok_or_else(|| "missing `)`".to_owned())?
         .trim();
-    let name = LATENCIES.iter().find(|l| **l == name).ok_or_else(|| {
-        format!(
-            "unknown latency `{name}`; use one of {}",
-            LATENCIES.join(", ")
-        )
-    })?;
+    let latency: Latency = name.parse()?;
     let stat = match stat.trim() {
         "max" => Stat::Max,
         p => {
@@ -175,7 +211,7 @@ fn parse_metric(lhs: &str) -> Result<Metric, String> {
             Stat::Percentile(value)
         }
     };
-    Ok(Metric::Latency(stat, name))
+    Ok(Metric::Latency(stat, latency))
 }
 
 /// `50ms`, `1.5s`, `800us` → milliseconds.
@@ -193,49 +229,4 @@ fn parse_ms(text: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_documented_forms_parse() {
-        let p95 = Slo::parse("p95(fanout) < 50ms").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            p95.metric,
-            Metric::Latency(Stat::Percentile(95.0), "fanout")
-        );
-        assert_eq!((p95.comparison, p95.threshold), (Comparison::Lt, 50.0));
-        assert!(p95.holds(49.9) && !p95.holds(50.0));
-        let ack = Slo::parse("p99.9(ack) <= 1.5s").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(ack.threshold, 1500.0);
-        assert_eq!(ack.comparison, Comparison::Le);
-        let errors = Slo::parse("errors < 1%").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((errors.metric, errors.threshold), (Metric::ErrorRate, 1.0));
-        let lost = Slo::parse("lost = 0").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(lost.metric, Metric::Count("lost"));
-        assert!(lost.holds(0.0) && !lost.holds(1.0));
-        assert_eq!(
-            Slo::parse("max(join) < 800us").map(|s| s.threshold),
-            Ok(0.8)
-        );
-        assert_eq!(
-            Slo::parse("lost == 0").map(|s| s.comparison),
-            Ok(Comparison::Eq)
-        );
-    }
-
-    #[test]
-    fn mistakes_are_named() {
-        for (text, needle) in [
-            ("p95(fanout) 50ms", "expected"),
-            ("p95(latency) < 50ms", "unknown latency"),
-            ("q95(ack) < 50ms", "unknown statistic"),
-            ("p95(ack) < 50", "unit"),
-            ("errors < 1", "percentages"),
-            ("lost = none", "number"),
-            ("speed < 3", "unknown metric"),
-        ] {
-            let err = Slo::parse(text).expect_err(text).to_string();
-            assert!(err.contains(needle), "{text}: {err}");
-        }
-    }
-}
+mod tests;

@@ -5,26 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ask_redis, loopback, Persistence, RedisRole, Topology, TopologyError};
+use super::redis::Role;
+use super::Local;
+use crate::probe::ask_redis;
+use crate::scenario::Persistence;
+use crate::topology::{loopback, TopologyError};
 
 /// How long the nodes may take to agree on the slot map.
 const AGREE_WITHIN: Duration = Duration::from_secs(20);
-
-/// Flags that make a redis-server a cluster node with its bus on `bus_port`.
-pub(super) fn node_flags(bus_port: u16) -> Vec<String> {
-    [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        "nodes.conf",
-        "--cluster-node-timeout",
-        "2000",
-        "--cluster-port",
-        &bus_port.to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
 
 /// `127.0.0.1:port,…`, as `--redis-cluster` takes it.
 pub(super) fn addresses(ports: &[u16]) -> String {
@@ -35,7 +23,7 @@ pub(super) fn addresses(ports: &[u16]) -> String {
         .join(",")
 }
 
-impl Topology {
+impl Local {
     pub(super) async fn start_redis_cluster(
         &mut self,
         shards: u32,
@@ -45,7 +33,7 @@ impl Topology {
         for i in 1..=shards {
             let name = format!("redis-{i}");
             ports.push(
-                self.start_redis(persistence, &name, RedisRole::ClusterNode)
+                self.start_redis(persistence, &name, Role::ClusterNode)
                     .await?,
             );
         }
@@ -56,12 +44,12 @@ impl Topology {
             .output()
             .await
             .map_err(|e| {
-                TopologyError::External(format!(
+                TopologyError::Refused(format!(
                     "cannot run redis-cli: {e} (apt-get install -y redis-tools)"
                 ))
             })?;
         if !out.status.success() {
-            return Err(TopologyError::External(format!(
+            return Err(TopologyError::Refused(format!(
                 "redis-cli --cluster create failed: {}",
                 String::from_utf8_lossy(&out.stdout).trim()
             )));

@@ -10,32 +10,32 @@
 //! that falls behind shows up as latency instead of hiding it (coordinated
 //! omission, as wrk2 corrects it).
 
+mod connect;
+mod seen;
+
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+
+use tierlab_record::Latency;
 
 use crate::checker::senders::SenderWatch;
 use crate::checker::MemberRecord;
 use crate::scenario::{Arrivals, Backoff, Behaviour};
 use crate::stats::{Sample, Stream};
-use crate::wire::{Entry, Greeting, Guarantee, Incoming, Stamp, Wire};
+use crate::wire::{Entry, Guarantee, Incoming, Wire};
 
-pub type Socket = WebSocketStream<TcpStream>;
+use self::connect::{await_joined, send};
+pub use self::connect::{connect, source_for, ws_config, ConnectError, Socket};
+use self::seen::Seen;
 
-const CONNECT: usize = 2;
-const JOIN: usize = 3;
-const RECONNECT: usize = 4;
 const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
 
 /// What every player of a run shares.
@@ -107,155 +107,6 @@ pub struct Seat {
     pub room: Arc<str>,
     pub url: Arc<str>,
     pub idle: bool,
-}
-
-/// Why a connection attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("bad URL {0}")]
-    Url(String),
-    #[error("cannot reach {0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("WebSocket handshake with {0} failed: {1}")]
-    Handshake(String, tokio_tungstenite::tungstenite::Error),
-}
-
-/// Buffer sizes that keep an idle player at a few KiB (the tungstenite
-/// defaults cost ~135 KiB per connection).
-pub fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_message_size(Some(1 << 20))
-}
-
-/// A loopback source address for player `index`, spreading players over
-/// 127.0.0.2–127.0.0.251: each source has its own ephemeral port range, and
-/// a load balancer that hashes the source sees distinct clients.
-pub fn source_for(index: u32, target: &SocketAddr) -> Option<IpAddr> {
-    match target.ip() {
-        IpAddr::V4(v4) if v4.is_loopback() => Some(IpAddr::V4(Ipv4Addr::new(
-            127,
-            0,
-            0,
-            2 + (index % 250) as u8,
-        ))),
-        _ => None,
-    }
-}
-
-/// Opens a WebSocket to `url` (ws:// only); the server's greeting is the
-/// first frame to read.
-pub async fn connect(url: &str, index: u32) -> Result<Socket, ConnectError> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let addr = tokio::net::lookup_host(authority)
-        .await
-        .map_err(|e| ConnectError::Io(url.to_owned(), e))?
-        .next()
-        .ok_or_else(|| ConnectError::Url(url.to_owned()))?;
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
-    if let Some(source) = source_for(index, &addr) {
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
-    }
-    let stream = socket
-        .connect(addr)
-        .await
-        .map_err(|e| ConnectError::Io(url.to_owned(), e))?;
-    let _ = stream.set_nodelay(true);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
-        .await
-        .map_err(|e| ConnectError::Handshake(url.to_owned(), e))?;
-    Ok(ws)
-}
-
-/// Sends one text frame; false if the socket is gone.
-async fn send(ws: &mut Socket, text: String) -> bool {
-    ws.send(Message::Text(text.into())).await.is_ok()
-}
-
-/// Greets the server until it seats the player (or refuses).
-async fn await_joined(
-    ws: &mut Socket,
-    wire: &dyn Wire,
-    entry: Entry<'_>,
-) -> Result<(Option<String>, String, u64), &'static str> {
-    while let Some(message) = ws.next().await {
-        let Ok(Message::Text(text)) = message else {
-            continue;
-        };
-        match wire.greet(text.as_str(), entry) {
-            Greeting::Send(reply) => {
-                if !send(ws, reply).await {
-                    return Err("disconnected");
-                }
-            }
-            Greeting::Wait => {}
-            Greeting::Joined {
-                player,
-                session,
-                seq,
-            } => return Ok((player, session, seq)),
-            Greeting::Refused(kind) => return Err(kind),
-        }
-    }
-    Err("disconnected")
-}
-
-/// What a player saw while it held its seat: by the room's seqs, or by
-/// senders' counters where the server has no seqs.
-enum Seen {
-    Seqs(MemberRecord),
-    Senders(Box<SenderWatch>),
-}
-
-impl Seen {
-    fn saw(&mut self, seq: Option<u64>, stamp: Option<Stamp>) {
-        match (self, seq, stamp) {
-            (Seen::Seqs(record), Some(seq), _) => record.saw(seq),
-            (
-                Seen::Senders(watch),
-                None,
-                Some(Stamp {
-                    p: Some(sender),
-                    n: Some(n),
-                    ..
-                }),
-            ) => watch.saw(sender, n),
-            _ => {}
-        }
-    }
-
-    /// The last seq seen (what a resume asks after).
-    fn last_seen(&self) -> u64 {
-        match self {
-            Seen::Seqs(record) => record.last_seen(),
-            Seen::Senders(_) => 0,
-        }
-    }
-
-    fn set_stayed(&mut self, stayed: bool) {
-        match self {
-            Seen::Seqs(record) => record.stayed = stayed,
-            Seen::Senders(watch) => watch.stayed = stayed,
-        }
-    }
-
-    fn into_sample(self) -> Sample {
-        match self {
-            Seen::Seqs(record) => Sample::Member(Box::new(record)),
-            Seen::Senders(watch) => Sample::Watch(watch),
-        }
-    }
 }
 
 /// A seat as the player holds it.
@@ -395,7 +246,7 @@ impl Player {
                 Ok(held) => {
                     if back {
                         self.arena.report(Sample::Latency {
-                            metric: RECONNECT,
+                            latency: Latency::Reconnect,
                             us: started.elapsed().as_micros() as u64,
                         });
                     }
@@ -443,7 +294,7 @@ impl Player {
                 "connect"
             })?;
         self.arena.report(Sample::Latency {
-            metric: CONNECT,
+            latency: Latency::Connect,
             us: t0.elapsed().as_micros() as u64,
         });
         let t1 = Instant::now();
@@ -456,7 +307,7 @@ impl Player {
         let (player, session, seq) = await_joined(&mut ws, &*self.arena.wire, entry).await?;
         if resume.is_none() {
             self.arena.report(Sample::Latency {
-                metric: JOIN,
+                latency: Latency::Join,
                 us: t1.elapsed().as_micros() as u64,
             });
         }

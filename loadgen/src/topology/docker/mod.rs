@@ -22,8 +22,14 @@ use testcontainers::core::ExecCommand;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::{haproxy_config, persistence_flags, Endpoint, TopologyError};
-use crate::proxy::{LinkState, Toxics};
+mod link;
+
+use super::haproxy::{haproxy_config, REPLICAS_UP};
+use super::redis::persistence_flags;
+use super::{Action, Endpoint, Endpoints, TopologyError, READY};
+use crate::probe;
+use crate::proxy::LinkState;
+use crate::sampler::Targets;
 use crate::scenario::{self, StateMode, Via};
 
 pub const SERVER_IMAGE: &str = "tierlab/server";
@@ -36,6 +42,8 @@ const LB_PORT: u16 = 8000;
 /// Docker's DNS on a user-defined network, as seen from a container.
 const NETWORK_DNS: &str = "127.0.0.11:53";
 const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long a replica may take to drain on `docker stop` before it is killed.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// HAProxy's connection ceiling in its container: two descriptors per
 /// tunnelled player, under the 20,000 descriptors the engine here gives a
 /// container (and will not raise: "error setting rlimit … operation not
@@ -59,20 +67,12 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// What the containers answer at once they are up.
-#[derive(Debug)]
-pub struct Started {
-    pub replicas: Vec<Endpoint>,
-    pub lb: Option<Endpoint>,
-    pub redis: Option<SocketAddr>,
-    pub versions: Vec<(String, String)>,
-}
-
 /// Tries at a freeze the engine reports as failed.
 const PAUSE_ATTEMPTS: u32 = 5;
 
 #[derive(Debug)]
 pub struct Stack {
+    pub endpoints: Endpoints,
     docker: Docker,
     /// Names every container and the network: `tierlab-<pid>-<ms>`.
     prefix: String,
@@ -82,7 +82,10 @@ pub struct Stack {
 }
 
 fn docker_error(what: &str, e: impl std::fmt::Display) -> TopologyError {
-    TopologyError::External(format!("docker: {what}: {e}"))
+    TopologyError::Docker {
+        what: what.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 impl Stack {
@@ -91,9 +94,8 @@ impl Stack {
     pub async fn start(
         spec: &scenario::Topology,
         dir: &Path,
-        ledger: &Path,
         shaped: bool,
-    ) -> Result<(Stack, Started), TopologyError> {
+    ) -> Result<Stack, TopologyError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| docker_error("no engine answers", e))?;
         docker
@@ -105,7 +107,7 @@ impl Stack {
                 .inspect_image(&format!("{image}:{TAG}"))
                 .await
                 .map_err(|_| {
-                    TopologyError::External(format!(
+                    TopologyError::Refused(format!(
                         "image {image}:{TAG} is not built on this machine (no registry to pull from): run `just images`"
                     ))
                 })?;
@@ -114,15 +116,16 @@ impl Stack {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() % 1_000_000);
         let mut stack = Stack {
+            endpoints: Endpoints::default(),
             docker,
             prefix: format!("tierlab-{}-{millis}", std::process::id()),
             nodes: Vec::new(),
             dir: dir.to_owned(),
-            ledger: ledger.to_owned(),
+            ledger: dir.join("processes.txt"),
         };
         // On an error, whatever did start is removed before it is reported.
         match stack.start_all(spec, shaped).await {
-            Ok(started) => Ok((stack, started)),
+            Ok(()) => Ok(stack),
             Err(e) => {
                 stack.stop().await;
                 Err(e)
@@ -134,18 +137,17 @@ impl Stack {
         &mut self,
         spec: &scenario::Topology,
         shaped: bool,
-    ) -> Result<Started, TopologyError> {
-        let mut started = Started {
-            replicas: Vec::new(),
-            lb: None,
-            redis: None,
-            versions: vec![("docker-images".into(), format!("{SERVER_IMAGE}:{TAG}"))],
-        };
+    ) -> Result<(), TopologyError> {
+        self.endpoints.versions = vec![
+            ("tierlab".into(), env!("CARGO_PKG_VERSION").into()),
+            ("docker-images".into(), format!("{SERVER_IMAGE}:{TAG}")),
+        ];
         if spec.state == StateMode::Redis {
             let redis = GenericImage::new(REDIS_IMAGE, TAG)
                 .with_cmd(persistence_flags(spec.persistence).iter().copied());
             self.add("redis", redis, REDIS_PORT).await?;
-            started.redis = Some(SocketAddr::new(self.ip("redis").await?, REDIS_PORT));
+            let addr = SocketAddr::new(self.ip("redis").await?, REDIS_PORT);
+            self.endpoints.redis_url = Some(format!("redis://{addr}"));
         }
         for i in 1..=spec.replicas {
             let name = format!("srv-{i}");
@@ -154,39 +156,48 @@ impl Stack {
                 .with_cap_add("NET_ADMIN");
             self.add(&name, replica, SERVER_PORT).await?;
             let ip = self.ip(&name).await?;
-            started.replicas.push(endpoint(&name, ip, SERVER_PORT));
+            self.endpoints
+                .replicas
+                .push(endpoint(&name, ip, SERVER_PORT));
         }
         if spec.via == Via::Lb {
-            let replicas: Vec<(String, String)> = (1..=spec.replicas)
-                .map(|i| {
-                    let name = format!("srv-{i}");
-                    let addr = format!("{}:{SERVER_PORT}", self.container_name(&name));
-                    (name, addr)
-                })
-                .collect();
-            let config = haproxy_config(
-                &format!("0.0.0.0:{LB_PORT}"),
-                spec.balance,
-                LB_MAXCONN,
-                &replicas,
-                Some(NETWORK_DNS),
-            );
-            let lb = GenericImage::new(HAPROXY_IMAGE, TAG)
-                .with_copy_to("/etc/haproxy/haproxy.cfg", config.into_bytes());
-            self.add("haproxy", lb, LB_PORT).await?;
-            started.lb = Some(endpoint("haproxy", self.ip("haproxy").await?, LB_PORT));
+            self.start_lb(spec).await?;
         }
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
         for name in &names {
-            self.wait_ready(name, super::READY).await?;
+            self.wait_ready(name, READY).await?;
         }
-        if started.lb.is_some() {
-            self.wait_ready("haproxy", super::LB_REPLICAS_UP).await?;
+        if self.endpoints.lb.is_some() {
+            self.wait_ready("haproxy", REPLICAS_UP).await?;
         }
         if shaped {
             self.check_netem().await?;
         }
-        Ok(started)
+        Ok(())
+    }
+
+    /// HAProxy in front of the replicas, finding them by name on the
+    /// network's DNS (a restarted container may get another address).
+    async fn start_lb(&mut self, spec: &scenario::Topology) -> Result<(), TopologyError> {
+        let replicas: Vec<(String, String)> = (1..=spec.replicas)
+            .map(|i| {
+                let name = format!("srv-{i}");
+                let addr = format!("{}:{SERVER_PORT}", self.container_name(&name));
+                (name, addr)
+            })
+            .collect();
+        let config = haproxy_config(
+            &format!("0.0.0.0:{LB_PORT}"),
+            spec.balance,
+            LB_MAXCONN,
+            &replicas,
+            Some(NETWORK_DNS),
+        );
+        let lb = GenericImage::new(HAPROXY_IMAGE, TAG)
+            .with_copy_to("/etc/haproxy/haproxy.cfg", config.into_bytes());
+        self.add("haproxy", lb, LB_PORT).await?;
+        self.endpoints.lb = Some(endpoint("haproxy", self.ip("haproxy").await?, LB_PORT));
+        Ok(())
     }
 
     fn container_name(&self, name: &str) -> String {
@@ -296,11 +307,9 @@ impl Stack {
         loop {
             let ip = self.ip(name).await?;
             let ready = if port == REDIS_PORT {
-                super::ask_redis(SocketAddr::new(ip, port), "PING")
-                    .await
-                    .is_some_and(|r| r.starts_with("+PONG"))
+                probe::redis_answers(SocketAddr::new(ip, port)).await
             } else {
-                super::http_ready(&endpoint(name, ip, port).http_url, path).await
+                probe::http_ready(&endpoint(name, ip, port).http_url, path).await
             };
             if ready {
                 return Ok(());
@@ -319,7 +328,7 @@ impl Stack {
     async fn check_netem(&self) -> Result<(), TopologyError> {
         let probe = "tc qdisc add dev lo root netem delay 1ms && tc qdisc del dev lo root";
         if let Err(e) = self.exec("srv-1", probe).await {
-            return Err(TopologyError::External(format!(
+            return Err(TopologyError::Refused(format!(
                 "latency and bandwidth faults in containers need tc netem, which this kernel lacks ({e}); run the scenario with topology \"local\", where the fault proxy shapes the link"
             )));
         }
@@ -337,15 +346,67 @@ impl Stack {
         let stderr = run.stderr_to_vec().await.unwrap_or_default();
         match run.exit_code().await {
             Ok(Some(0)) => Ok(()),
-            _ => Err(TopologyError::External(format!(
-                "in {name}: `{script}`: {}",
-                String::from_utf8_lossy(&stderr).trim()
+            _ => Err(TopologyError::Docker {
+                what: format!("in {name}: `{script}`"),
+                message: String::from_utf8_lossy(&stderr).trim().to_owned(),
+            }),
+        }
+    }
+
+    /// Carries out one step of a drill on the containers.
+    pub async fn carry_out(&self, action: &Action) -> Result<(), TopologyError> {
+        match action {
+            Action::Kill(name) => self.kill(name).await,
+            Action::Pause(name) => self.pause(name, true).await,
+            Action::Resume(name) => self.pause(name, false).await,
+            Action::Terminate(name) => self.terminate(name, DRAIN_GRACE).await,
+            Action::Relaunch(name) => {
+                let ip = self.relaunch(name).await?;
+                let moved = self
+                    .endpoints
+                    .replicas
+                    .iter()
+                    .any(|r| r.name == *name && !r.http_url.contains(&format!("//{ip}:")));
+                if moved {
+                    // Players given the old address keep trying it, then
+                    // move on to the next replica.
+                    tracing::warn!(name, %ip, "the container came back at a new address");
+                }
+                Ok(())
+            }
+            Action::Link(crate::scenario::Target::ReplicaToRedis(replica), state) => {
+                self.set_link(*replica, state).await
+            }
+            Action::Link(link, _) => Err(TopologyError::Refused(format!(
+                "{link} in containers: only srv-N->redis links are cut or shaped there"
             ))),
+            Action::Failover => Err(TopologyError::Refused(
+                "Sentinel failover runs in the local topology only".into(),
+            )),
+        }
+    }
+
+    /// What the sampler watches: the containers' main processes (as the
+    /// host sees them), each replica's /metrics, Redis's INFO.
+    pub fn sampler_targets(&self) -> Targets {
+        let redis = self.endpoints.redis_url.as_deref().and_then(|url| {
+            let addr = url.trim_start_matches("redis://").parse().ok()?;
+            Some(("redis".to_owned(), addr))
+        });
+        Targets {
+            ledger: self.ledger.clone(),
+            replicas: self
+                .endpoints
+                .replicas
+                .iter()
+                .map(|r| (r.name.clone(), r.http_url.clone()))
+                .collect(),
+            redis: redis.into_iter().collect(),
         }
     }
 
     /// A crash: SIGKILL to the container's main process.
-    pub async fn kill(&self, name: &str) -> Result<(), TopologyError> {
+    async fn kill(&self, name: &str) -> Result<(), TopologyError> {
         let id = self.node(name)?.container.id().to_owned();
         let options = KillContainerOptions {
             signal: "SIGKILL".into(),
@@ -356,7 +417,7 @@ impl Stack {
             .map_err(|e| docker_error(&format!("killing {name}"), e))
     }
 
-    pub async fn pause(&self, name: &str, paused: bool) -> Result<(), TopologyError> {
+    async fn pause(&self, name: &str, paused: bool) -> Result<(), TopologyError> {
         let container = &self.node(name)?.container;
         // The cgroup freezer gives up ("unable to freeze") when a process
         // sits in an uninterruptible wait, e.g. Redis in an fsync on a busy
@@ -383,7 +444,7 @@ impl Stack {
     }
 
     /// `docker stop`: SIGTERM (a replica drains), SIGKILL after `grace`.
-    pub async fn terminate(&self, name: &str, grace: Duration) -> Result<(), TopologyError> {
+    async fn terminate(&self, name: &str, grace: Duration) -> Result<(), TopologyError> {
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         self.node(name)?
             .container
@@ -394,27 +455,31 @@ impl Stack {
 
     /// Starts a stopped container again and waits until it is ready;
     /// returns its address, which may differ from before.
-    pub async fn relaunch(&self, name: &str) -> Result<IpAddr, TopologyError> {
+    async fn relaunch(&self, name: &str) -> Result<IpAddr, TopologyError> {
         self.node(name)?
             .container
             .start()
             .await
             .map_err(|e| docker_error(&format!("starting {name} again"), e))?;
         self.note_pid(name).await?;
-        self.wait_ready(name, super::READY).await?;
+        self.wait_ready(name, READY).await?;
         self.ip(name).await
     }
 
     /// Sets the link between replica `replica` and Redis to `state`: drops
     /// and resets by iptables in the replica's container, delay and rate by
     /// tc netem on each side's egress towards the other.
-    pub async fn set_link(&self, replica: u32, state: &LinkState) -> Result<(), TopologyError> {
+    async fn set_link(&self, replica: u32, state: &LinkState) -> Result<(), TopologyError> {
         let name = format!("srv-{replica}");
         let redis_ip = self.ip("redis").await?;
         let replica_ip = self.ip(&name).await?;
-        self.exec(&name, &replica_script(state, redis_ip)).await?;
-        self.exec("redis", &shaping_script(&state.downstream, replica_ip))
-            .await
+        self.exec(&name, &link::replica_script(state, redis_ip))
+            .await?;
+        self.exec(
+            "redis",
+            &link::shaping_script(&state.downstream, replica_ip),
+        )
+        .await
     }
 
     /// Removes every container, keeping its output in `logs/<name>.log`.
@@ -438,68 +503,6 @@ fn endpoint(name: &str, ip: IpAddr, port: u16) -> Endpoint {
         ws_url: format!("ws://{ip}:{port}/ws"),
         http_url: format!("http://{ip}:{port}"),
     }
-}
-
-/// The replica's side of a `srv-N->redis` link: up is what it sends to
-/// Redis (OUTPUT, egress shaping), down what it receives (INPUT).
-fn replica_script(state: &LinkState, redis: IpAddr) -> String {
-    let mut lines = Vec::new();
-    let rules = [
-        ("OUTPUT", "-d", &state.upstream),
-        ("INPUT", "-s", &state.downstream),
-    ];
-    for (chain, side, toxics) in rules {
-        if state.reset {
-            lines.push(format!(
-                "iptables -A {chain} -p tcp {side} {redis} -j REJECT --reject-with tcp-reset"
-            ));
-        } else if toxics.blackhole {
-            lines.push(format!("iptables -A {chain} {side} {redis} -j DROP"));
-        }
-    }
-    let mut script = heal();
-    for line in lines {
-        script.push_str(&line);
-        script.push('\n');
-    }
-    append_shaping(&mut script, &state.upstream, redis);
-    script
-}
-
-/// Redis's side: only egress shaping (its rules would cut every replica).
-fn shaping_script(toxics: &Toxics, replica: IpAddr) -> String {
-    let mut script = heal();
-    append_shaping(&mut script, toxics, replica);
-    script
-}
-
-/// Clears earlier rules (there may be none); what follows must succeed.
-fn heal() -> String {
-    "iptables -F INPUT; iptables -F OUTPUT; tc qdisc del dev eth0 root 2>/dev/null\nset -e\n".into()
-}
-
-/// tc netem on eth0 for traffic to `peer` only (a prio qdisc whose third
-/// band is delayed, selected by destination).
-fn append_shaping(script: &mut String, toxics: &Toxics, peer: IpAddr) {
-    let mut netem = String::new();
-    if !toxics.latency.is_zero() {
-        netem.push_str(&format!(
-            " delay {}ms {}ms",
-            toxics.latency.as_millis(),
-            toxics.jitter.as_millis()
-        ));
-    }
-    if let Some(rate) = toxics.rate {
-        netem.push_str(&format!(" rate {}kbit", (rate * 8 / 1000).max(1)));
-    }
-    if netem.is_empty() {
-        return;
-    }
-    script.push_str(&format!(
-        "tc qdisc add dev eth0 root handle 1: prio\n\
-         tc qdisc add dev eth0 parent 1:3 handle 30: netem{netem}\n\
-         tc filter add dev eth0 parent 1:0 protocol ip prio 1 u32 match ip dst {peer}/32 flowid 1:3\n"
-    ));
 }
 
 #[cfg(test)]
@@ -537,52 +540,5 @@ mod tests {
         }
         let shipped = std::fs::read_to_string(&path).unwrap();
         assert_eq!(shipped, expected, "docker/haproxy/haproxy.cfg is stale");
-    }
-
-    const REDIS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(172, 18, 0, 2));
-
-    #[test]
-    fn a_partition_drops_both_ways_and_a_heal_clears_everything() {
-        let cut = Toxics {
-            blackhole: true,
-            ..Toxics::default()
-        };
-        let state = LinkState {
-            upstream: cut,
-            downstream: cut,
-            reset: false,
-        };
-        let script = replica_script(&state, REDIS);
-        assert!(script.starts_with("iptables -F INPUT; iptables -F OUTPUT;"));
-        assert!(script.contains("iptables -A OUTPUT -d 172.18.0.2 -j DROP"));
-        assert!(script.contains("iptables -A INPUT -s 172.18.0.2 -j DROP"));
-        assert!(!script.contains("netem"));
-        let healed = replica_script(&LinkState::default(), REDIS);
-        assert_eq!(healed, heal(), "a healed link is only the clearing");
-    }
-
-    #[test]
-    fn a_reset_rejects_with_tcp_resets() {
-        let state = LinkState {
-            reset: true,
-            ..LinkState::default()
-        };
-        let script = replica_script(&state, REDIS);
-        assert!(script.contains("-p tcp -d 172.18.0.2 -j REJECT --reject-with tcp-reset"));
-        assert!(script.contains("-p tcp -s 172.18.0.2 -j REJECT --reject-with tcp-reset"));
-    }
-
-    #[test]
-    fn latency_and_rate_shape_only_traffic_to_the_peer() {
-        let slow = Toxics {
-            latency: Duration::from_millis(100),
-            jitter: Duration::from_millis(10),
-            rate: Some(125_000),
-            ..Toxics::default()
-        };
-        let script = shaping_script(&slow, REDIS);
-        assert!(script.contains("netem delay 100ms 10ms rate 1000kbit"));
-        assert!(script.contains("match ip dst 172.18.0.2/32 flowid 1:3"));
-        assert_eq!(shaping_script(&Toxics::default(), REDIS), heal());
     }
 }
