@@ -35,9 +35,19 @@ bench-server *ARGS: build
     {{tierlab}} run scenarios/bench-server.toml {{ARGS}}
     {{tierlab}} run scenarios/bench-server.toml --set topology.state=memory --set topology.replicas=1 {{ARGS}}
 
-# Generator cost: memory per idle connected player.
+# Generator cost: memory per idle connected player (19,000), then CPU per event and send lag under load (5,000 acting players).
 bench-generator *ARGS: build
-    {{tierlab}} run scenarios/idle.toml {{ARGS}}
+    {{tierlab}} run scenarios/idle.toml --out runs/bench-generator/idle {{ARGS}}
+    {{tierlab}} run scenarios/generator.toml --out runs/bench-generator/active {{ARGS}}
+
+# 50,000 idle players over as many generator processes as they need.
+bench-generator-50k *ARGS: build
+    {{tierlab}} run scenarios/idle-50k.toml --out runs/bench-generator/idle-50k {{ARGS}}
+
+# The instrument's self-test: known delays on the players' links must move the measured latencies by themselves (null target, then tierlab-server).
+calibrate *ARGS: build
+    {{tierlab}} calibrate --out runs/calibrate/null {{ARGS}}
+    {{tierlab}} calibrate --target server --out runs/calibrate/server {{ARGS}}
 
 # Run any scenario: just run scenarios/smoke.toml --set population.rooms=20
 run SCENARIO *ARGS: build

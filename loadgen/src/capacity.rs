@@ -92,9 +92,7 @@ async fn sweep_one(
             out: Some(dir.clone()),
             progress: options.progress.clone(),
             interrupt: options.interrupt.clone(),
-            shard: None,
-            start_at: None,
-            rooms_file: None,
+            ..RunOptions::default()
         };
         options
             .progress

@@ -22,6 +22,13 @@ pub struct RangeSet {
 impl RangeSet {
     /// Adds `v`; false if it was already there.
     pub fn insert(&mut self, v: u64) -> bool {
+        // The common case, a member seeing the next seq: extend the last range.
+        if let Some(last) = self.ranges.last_mut() {
+            if last.1.checked_add(1) == Some(v) {
+                last.1 = v;
+                return true;
+            }
+        }
         // Index of the first range that starts after v.
         let i = self.ranges.partition_point(|r| r.0 <= v);
         if i > 0 && self.ranges[i - 1].1 >= v {
@@ -234,17 +241,22 @@ impl Facts {
             self.acked.entry(room).or_default().extend(&acks);
         }
         for (room, marks) in other.clock {
-            let merged = self.clock.entry(room).or_default();
-            merged.extend(marks.into_iter().map(|(high, t)| (high, t + shift)));
-            merged.sort_by_key(|&(high, t)| (t, high));
-            // Marks are "highest seq acked so far": keep them rising.
-            let mut high_so_far = 0;
-            for mark in merged.iter_mut() {
-                high_so_far = high_so_far.max(mark.0);
-                mark.0 = high_so_far;
-            }
+            let shifted = marks.into_iter().map(|(high, t)| (high, t + shift));
+            merge_marks(self.clock.entry(room).or_default(), shifted);
         }
         self.members.extend(other.members);
+    }
+}
+
+/// Adds `other` marks of one ack clock into `into`, which stays in time
+/// order with every mark the highest seq acked so far.
+pub fn merge_marks(into: &mut Vec<(u64, u64)>, other: impl IntoIterator<Item = (u64, u64)>) {
+    into.extend(other);
+    into.sort_by_key(|&(high, t)| (t, high));
+    let mut high_so_far = 0;
+    for mark in into.iter_mut() {
+        high_so_far = high_so_far.max(mark.0);
+        mark.0 = high_so_far;
     }
 }
 

@@ -3,11 +3,13 @@
 //! record itself is the `tierlab-record` crate. The binary (`src/main.rs`)
 //! is a thin CLI over [`run::run`] and the other commands.
 
+pub mod calibrate;
 pub mod capacity;
 pub mod checker;
 pub mod compare;
 pub mod drill;
 pub mod http;
+pub mod lane;
 pub mod merge;
 pub mod player;
 pub mod probe;

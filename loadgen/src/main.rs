@@ -83,6 +83,13 @@ enum Command {
         /// which worker 0 hands its room codes to the others (a shared path).
         #[arg(long, value_name = "FILE")]
         rooms: Option<PathBuf>,
+        /// The players' threads (default: one per core).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        lanes: Option<u16>,
+        /// Worker processes against the one topology (default: as many as
+        /// the players need at one descriptor each).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: Option<u16>,
     },
     /// Add the run directories of a sharded run's workers into one run.
     Merge {
@@ -120,6 +127,45 @@ enum Command {
         scenario: ScenarioArgs,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// The instrument's self-test: a light load through the fault proxy at
+    /// known one-way delays; the measured fan-out and ack must move by them.
+    /// Writes calibrate.json; exit 99 when a point is off.
+    Calibrate {
+        /// `null` (an in-process broadcast server: the generator's floor) or
+        /// `server` (tierlab-server in memory mode).
+        #[arg(long, default_value = "null", value_parser = ["null", "server"])]
+        target: String,
+        /// One-way delays to inject, the first 0.
+        #[arg(long, value_delimiter = ',', default_value = "0ms,5ms,20ms", value_parser = humantime::parse_duration)]
+        delays: Vec<std::time::Duration>,
+        /// Rooms of 5 players each.
+        #[arg(long, default_value_t = 20)]
+        rooms: u32,
+        /// Acts per second per player.
+        #[arg(long, default_value_t = 2.0)]
+        act_rate: f64,
+        /// How long each delay is held.
+        #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+        hold: std::time::Duration,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Write a block of figures for the docs from run, calibration or
+    /// capacity records, between `<!-- figures:SECTION -->` markers in FILE.
+    Figures {
+        /// The block's name in the file.
+        #[arg(long)]
+        section: String,
+        /// The Markdown file to write it into.
+        #[arg(long)]
+        into: PathBuf,
+        /// The command that measured the records (named in the block).
+        #[arg(long)]
+        command: String,
+        /// Run directories, or directories holding calibrate.json or capacity.json.
+        #[arg(required = true)]
+        records: Vec<PathBuf>,
     },
     /// Project a capacity sweep to a player count: replicas, Redis, p95, cost.
     Plan {
@@ -209,6 +255,40 @@ fn main() -> ExitCode {
             baseline,
             max_regression,
         } => gate(&run, &baseline, max_regression),
+        Command::Calibrate {
+            target,
+            delays,
+            rooms,
+            act_rate,
+            hold,
+            output,
+        } => {
+            use tierlab_loadgen::calibrate::{CalibrateOptions, Target};
+            let options = CalibrateOptions {
+                target: if target == "server" {
+                    Target::Server
+                } else {
+                    Target::Null
+                },
+                delays,
+                rooms: rooms.max(1),
+                players_per_room: 5,
+                act_rate,
+                hold,
+                progress: output.progress(),
+                out: output
+                    .out
+                    .unwrap_or_else(|| default_out("calibrate", &target)),
+                interrupt: CancellationToken::new(),
+            };
+            calibrate(options)
+        }
+        Command::Figures {
+            section,
+            into,
+            command,
+            records,
+        } => figures(&section, &into, &command, &records),
         Command::Validate { scenario } => validate(&scenario),
         Command::Merge { runs, out } => merge(&runs, &out),
         Command::Run {
@@ -217,6 +297,8 @@ fn main() -> ExitCode {
             shard,
             start_at,
             rooms,
+            lanes,
+            workers,
         } => {
             let start_at = start_at
                 .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s.max(0.0)));
@@ -227,8 +309,53 @@ fn main() -> ExitCode {
                 shard,
                 start_at,
                 rooms_file: rooms,
+                lanes: lanes.map(usize::from),
+                workers: workers.map(usize::from),
             };
             run(&scenario, options)
+        }
+    }
+}
+
+fn calibrate(mut options: tierlab_loadgen::calibrate::CalibrateOptions) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    if let Err(e) = std::fs::create_dir_all(&options.out) {
+        eprintln!("error: {}: {e}", options.out.display());
+        return ExitCode::from(EXIT_START);
+    }
+    options.interrupt = interrupt_on_ctrl_c();
+    let mut stdout = reserve_stdout();
+    match runtime.block_on(tierlab_loadgen::calibrate::calibrate(&options)) {
+        Ok(calibration) => {
+            eprintln!("{}{}", calibration.markdown(), calibration.verdict_line());
+            let _ = writeln!(stdout, "{}", options.out.join("calibrate.json").display());
+            ExitCode::from(if calibration.pass { 0 } else { EXIT_SLO })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn figures(section: &str, into: &std::path::Path, command: &str, records: &[PathBuf]) -> ExitCode {
+    use tierlab_reports::figures::{block, write_into, Context, Source};
+    let sources: Result<Vec<Source>, _> = records.iter().map(|p| Source::load(p)).collect();
+    let written = sources.and_then(|sources| {
+        let text = block(section, command, &sources, &Context::of(records));
+        write_into(into, section, &text).map(|()| text)
+    });
+    match written {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_START)
         }
     }
 }

@@ -251,8 +251,7 @@ fn timeseries(parts: &[Part], base: f64, seconds: &Seconds) -> Vec<Second> {
     for m in merged.values_mut() {
         // Second `t` closes the interval that began at t − 1.
         if let Some(window) = m.t.checked_sub(1).and_then(|t| seconds.get(&t)) {
-            m.fanout_ms = window.percentiles(Latency::Fanout);
-            m.ack_ms = window.percentiles(Latency::Ack);
+            m.latencies_from(window);
         }
     }
     merged.into_values().collect()

@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::lane::timer::PreciseTimer;
+
 const CHUNK: usize = 16 * 1024;
 /// Chunks in flight per direction before the reader waits for the writer.
 const IN_FLIGHT: usize = 64;
@@ -212,14 +214,15 @@ async fn pipe(
     let write = async move {
         let mut sent = 0u64;
         let mut free_at = Instant::now();
+        let mut timer = Timer::default();
         while let Some((release, bytes)) = due.recv().await {
-            wait_until(release).await;
+            timer.wait_until(release).await;
             wait_unless_blackholed(&mut writer_state, way).await;
             let toxics = way(&writer_state.borrow());
             if let Some(rate) = toxics.rate.filter(|r| *r > 0) {
                 let cost = Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
                 free_at = free_at.max(Instant::now()) + cost;
-                wait_until(free_at).await;
+                timer.wait_until(free_at).await;
             }
             let allowed = match toxics.limit_data {
                 Some(limit) => limit.saturating_sub(sent).min(bytes.len() as u64) as usize,
@@ -238,12 +241,29 @@ async fn pipe(
     tokio::join!(read, write);
 }
 
-/// Sleeps until `when`, if it is still ahead: tokio's timer rounds up to
-/// whole milliseconds, so a sleep that is already due would still cost
-/// about one — two per round trip on a clean link.
-async fn wait_until(when: Instant) {
-    if when > Instant::now() {
-        tokio::time::sleep_until(when).await;
+/// A writer's timer: precise (a latency toxic is what calibrates the
+/// instrument, so it must add what it says, not that plus up to a
+/// millisecond of tokio's timer), made only when a chunk is first early,
+/// so a clean link costs no descriptor and no sleep.
+#[derive(Default)]
+struct Timer(Option<PreciseTimer>);
+
+impl Timer {
+    async fn wait_until(&mut self, when: Instant) {
+        if when <= Instant::now() {
+            return;
+        }
+        if self.0.is_none() {
+            self.0 = PreciseTimer::new().ok();
+        }
+        let when = when.into_std();
+        let slept = match &self.0 {
+            Some(timer) => timer.sleep_until(when).await.is_ok(),
+            None => false,
+        };
+        if !slept {
+            tokio::time::sleep_until(when.into()).await;
+        }
     }
 }
 

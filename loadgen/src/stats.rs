@@ -1,15 +1,16 @@
-//! Measurements: players send [`Sample`]s over a channel to one aggregator
-//! (no locks on the players' side), which keeps one HDR histogram per latency
-//! metric per 1-second interval, running totals, the per-second time series,
-//! and the facts the delivery checker needs.
+//! Measurements: players report [`Sample`]s to the [`Ledger`] of their lane
+//! (their thread: no lock, no channel), which keeps one HDR histogram per
+//! latency per 1-second interval and the facts the delivery checker needs.
+//! Each second the run closes every lane's interval and adds the windows
+//! into its [`Tally`]; at the end the lanes' ledgers add up into one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::Instant;
 
-use tierlab_record::{Latency, MachineSecond, Second, Window};
+use tierlab_record::{Latency, Window};
 
 use crate::checker::senders::{SenderWatch, SentLog};
-use crate::checker::{MemberRecord, RangeSet};
+use crate::checker::{merge_marks, MemberRecord, RangeSet};
 
 #[derive(Debug)]
 pub enum Sample {
@@ -53,13 +54,12 @@ pub struct Stream {
     pub sender: Option<u32>,
 }
 
-/// What the aggregator knows; the run reads it at each tick and at the end.
+/// What one lane (or, added up, the run) knows.
 #[derive(Debug, Default)]
 pub struct Ledger {
     pub current: Window,
-    pub total: Window,
+    /// Players in their rooms now.
     pub online: i64,
-    pub peak_online: i64,
     pub acked: HashMap<Stream, RangeSet>,
     /// When acks happened, per stream: (highest seq acked so far, second).
     pub ack_clock: HashMap<Stream, Vec<(u64, u64)>>,
@@ -71,6 +71,25 @@ pub struct Ledger {
     /// Signed one-way delivery times by sending worker (first
     /// `FROM_WORKER_SAMPLES` of each).
     pub from_worker: BTreeMap<u32, Vec<i64>>,
+    /// When the last ack arrived (the drain waits for its fan-out).
+    pub last_ack: Option<Instant>,
+}
+
+/// The run's totals, from the closed seconds of every lane.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub total: Window,
+    pub online: i64,
+    pub peak_online: i64,
+}
+
+impl Tally {
+    /// Adds one closed second, with `online` players at its end.
+    pub fn add(&mut self, window: &Window, online: i64) {
+        self.total += window;
+        self.online = online;
+        self.peak_online = self.peak_online.max(online);
+    }
 }
 
 /// Delivery times kept per sending worker for the skew estimate.
@@ -94,6 +113,7 @@ impl Ledger {
                 self.acked.entry(stream).or_default().insert(seq);
                 let high = self.acked_now.entry(stream).or_default();
                 *high = (*high).max(seq);
+                self.last_ack = Some(Instant::now());
             }
             Sample::Delivery { us, from } => {
                 w.record(Latency::Fanout, us);
@@ -105,27 +125,16 @@ impl Ledger {
                     }
                 }
             }
-            Sample::Online(delta) => {
-                self.online += i64::from(delta);
-                self.peak_online = self.peak_online.max(self.online);
-            }
+            Sample::Online(delta) => self.online += i64::from(delta),
             Sample::Error(kind) => w.error(kind),
             Sample::Member(record) => self.members.push(*record),
             Sample::Watch(watch) => self.watches.push(*watch),
         }
     }
 
-    /// Closes the current interval: folds it into the totals and returns it
-    /// (for the `.hlog`) with its row of the time series.
-    pub fn close_second(
-        &mut self,
-        t: Duration,
-        target: f64,
-        machine: MachineSecond,
-    ) -> (Window, Second) {
-        let window = std::mem::take(&mut self.current);
-        self.total += &window;
-        let t = t.as_secs_f64().round() as u64;
+    /// Closes the current interval, second `t` of the run: notes the acks'
+    /// clock and returns the interval's window.
+    pub fn close_second(&mut self, t: u64) -> Window {
         for (stream, high) in self.acked_now.drain() {
             let marks = self.ack_clock.entry(stream).or_default();
             let before = marks.last().map_or(0, |m| m.0);
@@ -133,18 +142,46 @@ impl Ledger {
                 marks.push((high, t));
             }
         }
-        let row = Second::of(t, self.online, target, &window, machine);
-        (window, row)
+        std::mem::take(&mut self.current)
+    }
+}
+
+/// Another lane's ledger: its players, its acks and what its members saw.
+impl std::ops::AddAssign<Ledger> for Ledger {
+    fn add_assign(&mut self, other: Ledger) {
+        self.current += &other.current;
+        self.online += other.online;
+        for (stream, acks) in other.acked {
+            self.acked.entry(stream).or_default().extend(&acks);
+        }
+        for (stream, marks) in other.ack_clock {
+            merge_marks(self.ack_clock.entry(stream).or_default(), marks);
+        }
+        for (stream, high) in other.acked_now {
+            let mine = self.acked_now.entry(stream).or_default();
+            *mine = (*mine).max(high);
+        }
+        self.members.extend(other.members);
+        self.watches.extend(other.watches);
+        self.sent.absorb(other.sent);
+        for (worker, samples) in other.from_worker {
+            let kept = self.from_worker.entry(worker).or_default();
+            let room = FROM_WORKER_SAMPLES.saturating_sub(kept.len());
+            kept.extend(samples.into_iter().take(room));
+        }
+        self.last_ack = self.last_ack.max(other.last_ack);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tierlab_record::{MachineSecond, Second};
 
     #[test]
     fn seconds_fold_into_totals_and_rows() {
         let mut ledger = Ledger::default();
+        let mut tally = Tally::default();
         ledger.apply(Sample::Online(2));
         ledger.apply(Sample::Act { sent: None });
         ledger.apply(Sample::Delivery {
@@ -164,22 +201,53 @@ mod tests {
             seq: 1,
             us: Some(800),
         });
-        let (window, first) =
-            ledger.close_second(Duration::from_secs(1), 2.0, MachineSecond::default());
+        let window = ledger.close_second(1);
+        tally.add(&window, ledger.online);
+        let first = Second::of(1, ledger.online, 2.0, &window, MachineSecond::default());
         assert_eq!(window.deliveries, 2);
         ledger.apply(Sample::Online(-1));
         ledger.apply(Sample::Error("unavailable"));
-        let (_, second) =
-            ledger.close_second(Duration::from_secs(2), 1.0, MachineSecond::default());
+        let window = ledger.close_second(2);
+        tally.add(&window, ledger.online);
+        let second = Second::of(2, ledger.online, 1.0, &window, MachineSecond::default());
         assert_eq!((first.t, second.t), (1, 2));
         assert_eq!(first.events_delivered, 2);
         assert_eq!(second.players, 1);
         assert_eq!(second.errors, 1);
-        assert_eq!(ledger.total.deliveries, 2);
-        assert_eq!(ledger.total.errors_total(), 1);
-        assert_eq!(ledger.peak_online, 2);
+        assert_eq!(tally.total.deliveries, 2);
+        assert_eq!(tally.total.errors_total(), 1);
+        assert_eq!(tally.peak_online, 2);
         assert!(ledger.acked[&room].contains(1));
         assert_eq!(ledger.ack_clock[&room], [(1, 1)]);
         assert_eq!(second.errors_by_kind["unavailable"], 1);
+        assert!(ledger.last_ack.is_some());
+    }
+
+    /// Two lanes' ledgers add into what one lane seeing it all would hold.
+    #[test]
+    fn lanes_add_up() {
+        let room = Stream {
+            room: 3,
+            sender: None,
+        };
+        let ack = |seq| Sample::Ack {
+            stream: room,
+            seq,
+            us: Some(100),
+        };
+        let (mut a, mut b) = (Ledger::default(), Ledger::default());
+        a.apply(Sample::Online(1));
+        a.apply(ack(1));
+        let _ = a.close_second(1);
+        b.apply(Sample::Online(1));
+        b.apply(ack(2));
+        let _ = b.close_second(2);
+        b.apply(ack(3));
+        a += b;
+        assert_eq!(a.online, 2);
+        assert_eq!(a.acked[&room].len(), 3);
+        assert_eq!(a.ack_clock[&room], [(1, 1), (2, 2)]);
+        assert_eq!(a.close_second(3).latency(Latency::Ack).len(), 1);
+        assert_eq!(a.ack_clock[&room], [(1, 1), (2, 2), (3, 3)]);
     }
 }

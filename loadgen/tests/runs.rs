@@ -267,10 +267,11 @@ fn a_real_runs_report_renders_in_a_browser() {
     };
     let dom = chromium(&["--dump-dom"]);
     let dom = String::from_utf8_lossy(&dom.stdout);
-    // Two latency charts, two count charts, the spectrum, the capacity curve.
+    // Three latency charts (fan-out, ack, send lag), two count charts, the
+    // spectrum, the capacity curve.
     assert_eq!(
         dom.matches("<svg").count(),
-        6,
+        7,
         "charts in the rendered page"
     );
     for heading in [
@@ -364,4 +365,56 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
         .unwrap();
     assert_eq!(plan.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&plan.stderr).contains("no redis configuration"));
+}
+
+/// A run split over worker processes (as one needing more players than a
+/// process may hold is) is one record: the topology as started, every
+/// worker's slice, every member checked against every ack, nothing lost.
+#[test]
+fn a_run_over_worker_processes_is_one_whole_record() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("workers");
+    let result = tierlab()
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--quiet",
+            "--workers",
+            "2",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let record = read_run(&dir);
+    assert_eq!(schema_errors(&record), Vec::<String>::new());
+    assert_eq!(record["topology"]["kind"], "local");
+    assert_eq!(record["shard"]["indices"], serde_json::json!([0, 1]));
+    assert_eq!(record["summary"]["peak_players"], 50);
+    assert_eq!(record["checker"]["members_checked"], 50);
+    assert_eq!(record["checker"]["lost"], 0);
+    assert!(record["summary"]["send_lag_ms"]["count"].as_u64().unwrap() > 100);
+    let names: Vec<&str> = record["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"srv-1") && names.contains(&"redis"),
+        "{names:?}"
+    );
+    for worker in ["worker-0", "worker-1"] {
+        assert!(dir.join(worker).join("run.json").exists(), "{worker}");
+    }
+    assert!(
+        leftovers(&dir).is_empty(),
+        "processes left: {:?}",
+        leftovers(&dir)
+    );
 }

@@ -11,7 +11,7 @@ pub mod rest;
 pub mod room_code;
 
 pub use frame::{
-    ClientFrame, CloseReason, Data, ErrorCode, Event, FrameError, JoinMode, ServerFrame,
+    ClientFrame, CloseReason, Data, ErrorCode, Event, EventView, FrameError, JoinMode, ServerFrame,
 };
 pub use rest::{CreateRoom, Health, RedisHealth, RoomCreated, RoomInfo, ServerEntry};
 

@@ -8,6 +8,7 @@
 //! `docs/run.schema.json` describes them and the swarm's tests check its
 //! output against it.
 
+pub mod calibration;
 mod checker;
 mod context;
 mod fault;
@@ -35,7 +36,7 @@ pub use process::ProcessUsage;
 pub use setup::{FaultKind, Model};
 pub use shard::ShardInfo;
 pub use slo::Slo;
-pub use summary::{Generator, MachineSecond, Second, SloVerdict, Summary};
+pub use summary::{us_per_event, Generator, MachineSecond, Second, SloVerdict, Summary};
 pub use window::{histogram, Percentiles, Window};
 
 /// The record's file name in a run directory.
@@ -186,6 +187,17 @@ impl RunRecord {
     /// What a baseline must match (see [`TopologyInfo::label`]).
     pub fn topology_label(&self) -> String {
         self.topology.label()
+    }
+
+    /// The generator's memory per connected player, KiB: its RSS growth
+    /// from the first second with players to the peak, over the players
+    /// added meanwhile (the process's base excluded).
+    pub fn generator_kib_per_player(&self) -> Option<f64> {
+        let first = self.timeseries.iter().find(|s| s.players > 0)?;
+        let peak = self.timeseries.iter().max_by_key(|s| s.players)?;
+        let added = peak.players - first.players;
+        (added > 0)
+            .then(|| (peak.generator_rss_mib - first.generator_rss_mib) * 1024.0 / added as f64)
     }
 
     /// Events delivered per second at the busiest held second (median of

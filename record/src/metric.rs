@@ -22,16 +22,21 @@ pub enum Latency {
     Join,
     /// From a dropped connection to the seat back.
     Reconnect,
+    /// The generator's own lateness: from an act's intended send time to
+    /// when its frame was written to the socket. Every fan-out and ack
+    /// latency includes its sender's send lag.
+    SendLag,
 }
 
 impl Latency {
     /// Every latency, in the order of a window's histograms.
-    pub const ALL: [Latency; 5] = [
+    pub const ALL: [Latency; 6] = [
         Latency::Fanout,
         Latency::Ack,
         Latency::Connect,
         Latency::Join,
         Latency::Reconnect,
+        Latency::SendLag,
     ];
 
     /// Its name in scenarios, run.json and the `.hlog` tags.
@@ -42,6 +47,7 @@ impl Latency {
             Latency::Connect => "connect",
             Latency::Join => "join",
             Latency::Reconnect => "reconnect",
+            Latency::SendLag => "send_lag",
         }
     }
 

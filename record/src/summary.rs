@@ -27,6 +27,9 @@ pub struct Summary {
     pub join_ms: Percentiles,
     #[serde(default)]
     pub reconnect_ms: Percentiles,
+    /// The generator's own lateness (absent in records older than it).
+    #[serde(default)]
+    pub send_lag_ms: Percentiles,
 }
 
 impl Summary {
@@ -50,6 +53,7 @@ impl Summary {
             connect_ms: total.percentiles(Latency::Connect),
             join_ms: total.percentiles(Latency::Join),
             reconnect_ms: total.percentiles(Latency::Reconnect),
+            send_lag_ms: total.percentiles(Latency::SendLag),
         }
     }
 
@@ -60,6 +64,7 @@ impl Summary {
             Latency::Connect => &self.connect_ms,
             Latency::Join => &self.join_ms,
             Latency::Reconnect => &self.reconnect_ms,
+            Latency::SendLag => &self.send_lag_ms,
         }
     }
 }
@@ -77,6 +82,9 @@ pub struct Second {
     pub events_delivered: u64,
     pub fanout_ms: Percentiles,
     pub ack_ms: Percentiles,
+    /// The generator's send lag this second.
+    #[serde(default)]
+    pub send_lag_ms: Percentiles,
     pub errors: u64,
     /// Errors of this second by kind (`connect`, `session_expired`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -112,21 +120,29 @@ impl Second {
         window: &Window,
         machine: MachineSecond,
     ) -> Second {
-        Second {
+        let mut second = Second {
             t,
             players,
             target,
             acts: window.acts,
             events_delivered: window.deliveries,
-            fanout_ms: window.percentiles(Latency::Fanout),
-            ack_ms: window.percentiles(Latency::Ack),
             errors: window.errors_total(),
             errors_by_kind: window.errors.clone(),
             reconnects: window.latency(Latency::Reconnect).len(),
             generator_cpu_pct: machine.generator_cpu_pct,
             generator_rss_mib: machine.generator_rss_mib,
             steal_pct: machine.steal_pct,
-        }
+            ..Second::default()
+        };
+        second.latencies_from(window);
+        second
+    }
+
+    /// The second's latency percentiles, from its window.
+    pub fn latencies_from(&mut self, window: &Window) {
+        self.fanout_ms = window.percentiles(Latency::Fanout);
+        self.ack_ms = window.percentiles(Latency::Ack);
+        self.send_lag_ms = window.percentiles(Latency::SendLag);
     }
 }
 
@@ -160,6 +176,23 @@ pub struct SloVerdict {
 
 /// Seconds in a row at ≥ 90 % of the generator's CPU that make it saturated.
 const SATURATED_SECONDS: usize = 3;
+/// A second with fewer events says more about the generator's idle cost
+/// than about its cost per event.
+const BUSY_SECOND: u64 = 1000;
+/// The generator's send lag is large when its p99 passes this share of the
+/// fan-out p95 it is part of…
+const SEND_LAG_SHARE: f64 = 0.10;
+/// …and this many ms (below it, no latency worth reporting moves).
+const SEND_LAG_FLOOR_MS: f64 = 0.2;
+
+impl Summary {
+    /// Whether the generator's own lateness is a large part of the
+    /// latencies it reports.
+    pub fn send_lag_is_large(&self) -> bool {
+        let lag = self.send_lag_ms;
+        lag.count > 0 && lag.p99 > SEND_LAG_FLOOR_MS.max(SEND_LAG_SHARE * self.fanout_ms.p95)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Generator {
@@ -172,11 +205,34 @@ pub struct Generator {
     /// The worst second's CPU steal on this machine (see `timeseries[].steal_pct`).
     #[serde(default)]
     pub steal_pct_max: f64,
+    /// Its send lag's p99 passed a tenth of the fan-out p95 (and 0.2 ms).
+    #[serde(default)]
+    pub send_lag_large: bool,
+    /// CPU per event received, µs: the median over the seconds that
+    /// delivered at least `BUSY_SECOND` events.
+    #[serde(default)]
+    pub us_per_event: Option<f64>,
     #[serde(default)]
     pub warning: Option<String>,
 }
 
 impl Generator {
+    /// Adds the verdict on the generator's send lag in `summary`.
+    pub fn judge_send_lag(&mut self, summary: &Summary) {
+        self.send_lag_large = summary.send_lag_is_large();
+        if !self.send_lag_large {
+            return;
+        }
+        let lag = format!(
+            "the generator wrote acts late (send lag p99 {:.2} ms against fan-out p95 {:.2} ms): part of every latency is the generator's own",
+            summary.send_lag_ms.p99, summary.fanout_ms.p95
+        );
+        self.warning = Some(match self.warning.take() {
+            Some(first) => format!("{first}; {lag}"),
+            None => lag,
+        });
+    }
+
     /// The generator's verdict over `seconds`: saturated when it used 90 %
     /// of `cores` for [`SATURATED_SECONDS`] seconds in a row.
     pub fn of(seconds: &[Second], rss_mib: f64, cores: usize) -> Generator {
@@ -196,8 +252,21 @@ impl Generator {
             warning: saturated.then(|| {
                 "the generator used ≥ 90 % of its CPU for 3 s or more: latencies may be the generator's, not the system's".to_owned()
             }),
+            send_lag_large: false,
+            us_per_event: us_per_event(seconds),
         }
     }
+}
+
+/// Median CPU µs per event received over the busy seconds.
+pub fn us_per_event(seconds: &[Second]) -> Option<f64> {
+    let mut per: Vec<f64> = seconds
+        .iter()
+        .filter(|s| s.events_delivered >= BUSY_SECOND)
+        .map(|s| s.generator_cpu_pct / 100.0 / s.events_delivered as f64 * 1e6)
+        .collect();
+    per.sort_by(f64::total_cmp);
+    per.get(per.len() / 2).copied()
 }
 
 /// Two workers' generators: their use adds up, and one saturated worker
@@ -208,6 +277,12 @@ impl std::ops::AddAssign<&Generator> for Generator {
         self.cpu_pct_max += other.cpu_pct_max;
         self.cpu_pct_capacity += other.cpu_pct_capacity;
         self.saturated |= other.saturated;
+        self.send_lag_large |= other.send_lag_large;
+        // Each worker's own cost per event it received; the heavier counts.
+        self.us_per_event = match (self.us_per_event, other.us_per_event) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         self.rss_mib += other.rss_mib;
         self.steal_pct_max = self.steal_pct_max.max(other.steal_pct_max);
         if self.warning.is_none() {
@@ -252,8 +327,42 @@ mod tests {
         let g = Generator::of(&busy, 12.0, 2);
         assert!(g.saturated && g.warning.is_some());
         assert_eq!((g.cpu_pct_capacity, g.cpu_pct_max), (200.0, 195.0));
+        assert_eq!(g.us_per_event, None, "no busy second");
+        let busy = Second {
+            generator_cpu_pct: 50.0,
+            events_delivered: 50_000,
+            ..Second::default()
+        };
+        let per = Generator::of(&[busy], 1.0, 2)
+            .us_per_event
+            .unwrap_or_default();
+        assert!((per - 10.0).abs() < 1e-9, "{per}");
         let calm = [second(190.0), second(50.0), second(190.0)];
         assert!(!Generator::of(&calm, 12.0, 2).saturated);
+    }
+
+    #[test]
+    fn a_send_lag_large_against_fanout_is_a_warning() {
+        let mut summary = Summary::default();
+        summary.fanout_ms.p95 = 10.0;
+        summary.send_lag_ms = Percentiles {
+            count: 100,
+            p99: 0.9,
+            ..Percentiles::default()
+        };
+        let mut g = Generator::default();
+        g.judge_send_lag(&summary);
+        assert!(!g.send_lag_large && g.warning.is_none(), "0.9 ms of 10 ms");
+        summary.send_lag_ms.p99 = 1.5;
+        g.judge_send_lag(&summary);
+        assert!(g.send_lag_large);
+        assert!(g
+            .warning
+            .as_deref()
+            .is_some_and(|w| w.contains("send lag p99 1.50 ms")));
+        summary.fanout_ms.p95 = 1.0;
+        summary.send_lag_ms.p99 = 0.15;
+        assert!(!summary.send_lag_is_large(), "below the 0.2 ms floor");
     }
 
     #[test]

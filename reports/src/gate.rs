@@ -132,14 +132,7 @@ impl Baseline {
     }
 
     pub fn load(path: &Path) -> Result<Baseline, ReportError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        crate::read_json(path)
     }
 }
 

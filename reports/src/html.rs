@@ -96,6 +96,20 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             |s: &Second| s.ack_ms,
         )?,
     );
+    if run.summary.send_lag_ms.count > 0 {
+        let _ = write!(
+            page,
+            "<p>Send lag is the generator's own lateness: from the moment an act was meant to go to the moment its frame was written. Fan-out and ack are counted from the intended moment, so each includes its sender's send lag; where the send lag is small next to them, the latencies are the system's.</p>"
+        );
+        chart(
+            &mut page,
+            charts::latency_over_time(
+                run,
+                "Send lag per second (intended → written)",
+                |s: &Second| s.send_lag_ms,
+            )?,
+        );
+    }
     let _ = write!(page, "<h2>Load and throughput</h2>");
     chart(
         &mut page,
@@ -181,6 +195,7 @@ fn headline(page: &mut String, report: &Report) {
          <tr><th>Events delivered</th><td class=\"n\">{}</td></tr>\
          <tr><th>Fan-out p50 / p95 / p99 / max</th><td class=\"n\">{:.1} / {:.1} / {:.1} / {:.1} ms</td></tr>\
          <tr><th>Ack p50 / p95 / p99 / max</th><td class=\"n\">{:.1} / {:.1} / {:.1} / {:.1} ms</td></tr>\
+         <tr><th>Send lag p50 / p95 / p99 / max</th><td class=\"n\">{:.2} / {:.2} / {:.2} / {:.2} ms</td></tr>\
          <tr><th>Errors</th><td class=\"n\">{} ({:.2} % of operations)</td></tr></table>",
         t.replicas,
         t.server,
@@ -201,6 +216,10 @@ fn headline(page: &mut String, report: &Report) {
         s.ack_ms.p95,
         s.ack_ms.p99,
         s.ack_ms.max,
+        s.send_lag_ms.p50,
+        s.send_lag_ms.p95,
+        s.send_lag_ms.p99,
+        s.send_lag_ms.max,
         thousands(s.errors as f64),
         s.error_rate_pct,
     );

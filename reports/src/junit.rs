@@ -33,6 +33,17 @@ fn cases(report: &Report) -> Vec<Case> {
             failure: (count > 0).then(|| format!("{count} events {name}")),
         });
     }
+    if run.summary.send_lag_ms.count > 0 {
+        cases.push(Case {
+            name: "generator: send lag small against fan-out".into(),
+            failure: run.generator.send_lag_large.then(|| {
+                format!(
+                    "send lag p99 {:.2} ms against fan-out p95 {:.2} ms",
+                    run.summary.send_lag_ms.p99, run.summary.fanout_ms.p95
+                )
+            }),
+        });
+    }
     for fault in &run.faults {
         let pass = fault.verdict.as_ref().is_some_and(|v| v.pass);
         cases.push(Case {

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod capacity_page;
 pub mod charts;
 pub mod compare;
+pub mod figures;
 pub mod gate;
 pub mod html;
 pub mod junit;
@@ -48,6 +49,18 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Reads a JSON file this crate models (a baseline, a sweep, a calibration).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes `report.html`, `report.md` and `junit.xml` into `dir`; returns

@@ -26,7 +26,11 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(md, "{}\n", report.summary);
     let _ = writeln!(md, "| | p50 | p95 | p99 | max |\n|---|---|---|---|---|");
-    for (name, p) in [("fan-out ms", s.fanout_ms), ("ack ms", s.ack_ms)] {
+    for (name, p) in [
+        ("fan-out ms", s.fanout_ms),
+        ("ack ms", s.ack_ms),
+        ("send lag ms", s.send_lag_ms),
+    ] {
         let _ = writeln!(
             md,
             "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",

@@ -199,6 +199,12 @@ pub fn summary(run: &RunRecord) -> String {
             " The generator saturated its CPU: latencies may be the generator's, not the system's.",
         );
     }
+    if run.generator.send_lag_large {
+        text.push_str(&format!(
+            " The generator wrote its acts late (send lag p99 {:.2} ms against fan-out p95 {:.2} ms): part of every latency here is the generator's own.",
+            run.summary.send_lag_ms.p99, run.summary.fanout_ms.p95
+        ));
+    }
     if run.partial {
         text.push_str(&format!(
             " The run did not finish ({}): these are partial results.",

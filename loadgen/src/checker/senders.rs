@@ -34,6 +34,16 @@ impl SentLog {
         sent[at] = ms;
     }
 
+    /// Adds another lane's senders (a sender's acts are all on one lane).
+    pub fn absorb(&mut self, other: SentLog) {
+        for (sender, sent) in other.by_sender {
+            let mine = self.by_sender.entry(sender).or_default();
+            if mine.len() < sent.len() {
+                *mine = sent;
+            }
+        }
+    }
+
     /// How many of `sender`'s acts had gone out by `ms`.
     pub fn sent_by(&self, sender: u32, ms: u32) -> u64 {
         self.by_sender

@@ -14,20 +14,21 @@ mod connect;
 mod seen;
 
 use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use tierlab_record::Latency;
 
 use crate::checker::senders::SenderWatch;
 use crate::checker::MemberRecord;
+use crate::lane::{Control, Lane};
 use crate::scenario::{Arrivals, Backoff, Behaviour};
 use crate::stats::{Sample, Stream};
 use crate::wire::{Entry, Guarantee, Incoming, Wire};
@@ -43,11 +44,10 @@ const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
 pub struct Arena {
     pub behaviour: Behaviour,
     pub started: Instant,
-    pub samples: UnboundedSender<Sample>,
     pub name_prefix: String,
-    /// Cancelled when the run winds down: players stop acting but keep
-    /// reading, so events in flight still reach everyone before they leave.
-    pub quiesce: CancellationToken,
+    /// Set when the run winds down: players stop acting but keep reading,
+    /// so events in flight still reach everyone before they leave.
+    quiescing: AtomicBool,
     /// The padding every act carries (`behaviour.payload` bytes), built once.
     pad: String,
     /// Replicas a player tries in turn when its own is unreachable (empty
@@ -65,18 +65,13 @@ pub struct Arena {
 }
 
 impl Arena {
-    pub fn new(
-        behaviour: Behaviour,
-        samples: UnboundedSender<Sample>,
-        name_prefix: String,
-    ) -> Arena {
+    pub fn new(behaviour: Behaviour, name_prefix: String) -> Arena {
         Arena {
             pad: "x".repeat(behaviour.payload as usize),
             behaviour,
             started: Instant::now(),
-            samples,
             name_prefix,
-            quiesce: CancellationToken::new(),
+            quiescing: AtomicBool::new(false),
             fallbacks: Vec::new(),
             epoch_us: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -91,11 +86,26 @@ impl Arena {
     }
 
     fn now_us(&self) -> u64 {
-        self.started.elapsed().as_micros() as u64
+        self.us_at(Instant::now())
     }
 
-    fn report(&self, sample: Sample) {
-        let _ = self.samples.send(sample);
+    /// `at` in µs since the run started.
+    fn us_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_micros() as u64
+    }
+
+    /// The moment `us` µs after the run started.
+    fn instant_at(&self, us: u64) -> Instant {
+        self.started + Duration::from_micros(us)
+    }
+
+    /// Players stop acting from now on.
+    pub fn quiesce(&self) {
+        self.quiescing.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_quiescing(&self) -> bool {
+        self.quiescing.load(Ordering::Relaxed)
     }
 }
 
@@ -118,6 +128,9 @@ struct Held {
 
 struct Player {
     arena: Arc<Arena>,
+    /// Its lane: where it reports, and the pacer of its acts.
+    lane: Rc<Lane>,
+    control: Rc<Control>,
     seat: Seat,
     rng: SmallRng,
     next_id: u64,
@@ -125,20 +138,22 @@ struct Player {
     pending: VecDeque<(u64, u64)>,
 }
 
-/// Plays until `stop`, then leaves.
-pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
+/// Plays on `lane` until `control` says stop, then leaves.
+pub async fn play(arena: Arc<Arena>, lane: Rc<Lane>, seat: Seat, control: Rc<Control>) {
     let mut player = Player {
         rng: SmallRng::seed_from_u64(u64::from(seat.index) ^ 0x5eed),
         arena,
+        lane,
+        control,
         seat,
         next_id: 0,
         pending: VecDeque::new(),
     };
-    let Some(mut held) = Box::pin(player.enter(None, false, &stop)).await else {
+    let Some(mut held) = Box::pin(player.enter(None, false)).await else {
         return;
     };
     loop {
-        match player.session(&mut held, &stop).await {
+        match player.session(&mut held).await {
             Ending::Stop => {
                 // Stopped after the run went quiet and drained: it stayed to
                 // the end and is owed every acked event. Stopped earlier (a
@@ -146,7 +161,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                 // Decided as it stops reading: a goodbye that takes until
                 // after the run went quiet must not make it owed what it
                 // could no longer read.
-                held.seen.set_stayed(player.arena.quiesce.is_cancelled());
+                held.seen.set_stayed(player.arena.is_quiescing());
                 player.leave(&mut held).await;
                 player.end_seat(held);
                 return;
@@ -154,15 +169,15 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
             Ending::Churn => {
                 player.leave(&mut held).await;
                 player.end_seat(held);
-                let Some(next) = Box::pin(player.enter(None, false, &stop)).await else {
+                let Some(next) = Box::pin(player.enter(None, false)).await else {
                     return;
                 };
                 held = next;
             }
             Ending::Dropped { deliberate } => {
-                player.arena.report(Sample::Online(-1));
+                player.lane.report(Sample::Online(-1));
                 if !deliberate {
-                    player.arena.report(Sample::Error("disconnected"));
+                    player.lane.report(Sample::Error("disconnected"));
                 } else {
                     let _ = held.ws.close(None).await;
                 }
@@ -177,7 +192,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                     .resumes()
                     .then_some((held.session.as_str(), since));
                 let again = resume.is_none();
-                match Box::pin(player.enter(resume, again, &stop)).await {
+                match Box::pin(player.enter(resume, again)).await {
                     Some(resumed) => {
                         held.ws = resumed.ws;
                     }
@@ -185,7 +200,7 @@ pub async fn play(arena: Arc<Arena>, seat: Seat, stop: CancellationToken) {
                         // Could not get the seat back: what it saw stands as
                         // a member who left; a fresh seat starts over.
                         player.end_seat_offline(held);
-                        let Some(next) = Box::pin(player.enter(None, false, &stop)).await else {
+                        let Some(next) = Box::pin(player.enter(None, false)).await else {
                             return;
                         };
                         held = next;
@@ -214,12 +229,8 @@ impl Player {
     /// backoff while the target is unreachable. `again`: a fresh join that
     /// comes back after a drop (timed as a reconnect). `None` once it gives
     /// up or the run stops.
-    async fn enter(
-        &mut self,
-        resume: Option<(&str, u64)>,
-        again: bool,
-        stop: &CancellationToken,
-    ) -> Option<Held> {
+    async fn enter(&mut self, resume: Option<(&str, u64)>, again: bool) -> Option<Held> {
+        let control = Rc::clone(&self.control);
         let back = resume.is_some() || again;
         let started = Instant::now();
         let behaviour = &self.arena.behaviour;
@@ -233,38 +244,38 @@ impl Player {
         if back && policy == Backoff::Exponential {
             let first = min.mul_f64(self.rng.random::<f64>());
             tokio::select! {
-                _ = stop.cancelled() => return None,
+                _ = control.stopped() => return None,
                 _ = tokio::time::sleep(first) => {}
             }
         }
         let mut backoff = min;
         for attempt in 0usize.. {
-            if stop.is_cancelled() || started.elapsed() > RECONNECT_GIVE_UP {
+            if control.is_stopped() || started.elapsed() > RECONNECT_GIVE_UP {
                 return None;
             }
             match self.try_enter(resume, attempt).await {
                 Ok(held) => {
                     if back {
-                        self.arena.report(Sample::Latency {
+                        self.lane.report(Sample::Latency {
                             latency: Latency::Reconnect,
                             us: started.elapsed().as_micros() as u64,
                         });
                     }
-                    self.arena.report(Sample::Online(1));
+                    self.lane.report(Sample::Online(1));
                     return Some(held);
                 }
                 Err("session_expired") if resume.is_some() => {
-                    self.arena.report(Sample::Error("session_expired"));
+                    self.lane.report(Sample::Error("session_expired"));
                     return None;
                 }
-                Err(kind) => self.arena.report(Sample::Error(kind)),
+                Err(kind) => self.lane.report(Sample::Error(kind)),
             }
             let wait = match policy {
                 Backoff::Immediate => min,
                 Backoff::Exponential => backoff.mul_f64(self.rng.random_range(0.5..1.5)),
             };
             tokio::select! {
-                _ = stop.cancelled() => return None,
+                _ = control.stopped() => return None,
                 _ = tokio::time::sleep(wait) => {}
             }
             backoff = (backoff * 2).min(max);
@@ -293,7 +304,7 @@ impl Player {
                 tracing::debug!(error = %e, "connect failed");
                 "connect"
             })?;
-        self.arena.report(Sample::Latency {
+        self.lane.report(Sample::Latency {
             latency: Latency::Connect,
             us: t0.elapsed().as_micros() as u64,
         });
@@ -306,7 +317,7 @@ impl Player {
         };
         let (player, session, seq) = await_joined(&mut ws, &*self.arena.wire, entry).await?;
         if resume.is_none() {
-            self.arena.report(Sample::Latency {
+            self.lane.report(Sample::Latency {
                 latency: Latency::Join,
                 us: t1.elapsed().as_micros() as u64,
             });
@@ -332,12 +343,12 @@ impl Player {
     }
 
     fn end_seat(&self, held: Held) {
-        self.arena.report(Sample::Online(-1));
+        self.lane.report(Sample::Online(-1));
         self.end_seat_offline(held);
     }
 
     fn end_seat_offline(&self, held: Held) {
-        self.arena.report(held.seen.into_sample());
+        self.lane.report(held.seen.into_sample());
     }
 
     /// Time until the next act after one intended at `after` (µs).
@@ -360,9 +371,12 @@ impl Player {
         Duration::from_secs_f64(-mean * (1.0 - self.rng.random::<f64>()).ln())
     }
 
-    /// Plays one connection until it ends, for whatever reason.
-    async fn session(&mut self, held: &mut Held, stop: &CancellationToken) -> Ending {
+    /// Plays one connection until it ends, for whatever reason. The next
+    /// act takes its place in the lane's pacer once, when it is planned: a
+    /// frame arriving meanwhile re-arms no timer.
+    async fn session(&mut self, held: &mut Held) -> Ending {
         let acting = !self.seat.idle;
+        let control = Rc::clone(&self.control);
         let churn = tokio::time::sleep(self.someday(self.arena.behaviour.churn));
         let reconnect = tokio::time::sleep(self.someday(self.arena.behaviour.reconnect));
         tokio::pin!(churn, reconnect);
@@ -370,43 +384,52 @@ impl Player {
         let first = self.arena.now_us()
             + (self.rng.random::<f64>() * 1e6 / self.arena.behaviour.act_rate) as u64;
         let mut intended = first;
+        let mut due = self.lane.pacer.until(self.arena.instant_at(intended));
         loop {
-            let wait = Duration::from_micros(intended.saturating_sub(self.arena.now_us()));
+            // Winding down, players only read: an act now would land at the
+            // very end of the drain, and a reconnect could leave its replay
+            // unread when the run stops.
+            let quiet = self.arena.is_quiescing();
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => {
+                _ = control.stopped() => {
                     self.read_what_arrived(held);
                     return Ending::Stop;
                 }
-                message = held.ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => match self.on_frame(held, text.as_str()) {
-                        Some(Reaction::End(ending)) => return ending,
-                        Some(Reaction::Answer(answer)) => {
-                            let answered = send(&mut held.ws, answer).await;
-                            if !answered {
-                                return Ending::Dropped { deliberate: false };
+                message = held.ws.next() => {
+                    // Received now: before parsing and bookkeeping.
+                    let at = Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => match self.on_frame(held, text.as_str(), at) {
+                            Some(Reaction::End(ending)) => return ending,
+                            Some(Reaction::Answer(answer)) => {
+                                let answered = send(&mut held.ws, answer).await;
+                                if !answered {
+                                    return Ending::Dropped { deliberate: false };
+                                }
                             }
+                            None => {}
+                        },
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                            return Ending::Dropped { deliberate: false }
                         }
-                        None => {}
-                    },
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ending::Dropped { deliberate: false },
-                    Some(Ok(_)) => {}
-                },
-                _ = tokio::time::sleep(wait), if acting && !self.arena.quiesce.is_cancelled() => {
-                    // The timer may have been armed before the run went quiet:
-                    // an act now would land at the very end of the drain.
-                    if self.arena.quiesce.is_cancelled() {
+                        Some(Ok(_)) => {}
+                    }
+                }
+                () = &mut due, if acting && !quiet => {
+                    // Planned before the run went quiet: an act now would
+                    // land at the very end of the drain.
+                    if self.arena.is_quiescing() {
                         continue;
                     }
                     if !self.act(held, intended).await {
                         return Ending::Dropped { deliberate: false };
                     }
                     intended = self.next_act(intended);
+                    due = self.lane.pacer.until(self.arena.instant_at(intended));
                 }
-                // Winding down, players only read: a reconnect now could leave
-                // its replay unread when the run stops.
-                _ = &mut churn, if !self.arena.quiesce.is_cancelled() => return Ending::Churn,
-                _ = &mut reconnect, if !self.arena.quiesce.is_cancelled() => {
+                _ = &mut churn, if !quiet => return Ending::Churn,
+                _ = &mut reconnect, if !quiet => {
                     return Ending::Dropped { deliberate: true };
                 }
             }
@@ -420,7 +443,7 @@ impl Player {
         for _ in 0..10_000 {
             match held.ws.next().now_or_never() {
                 Some(Some(Ok(Message::Text(text)))) => {
-                    let _ = self.on_frame(held, text.as_str());
+                    let _ = self.on_frame(held, text.as_str(), Instant::now());
                 }
                 Some(Some(Ok(_))) => {}
                 _ => return,
@@ -442,22 +465,31 @@ impl Player {
         };
         let guarantee = self.arena.wire.guarantee();
         let by_sender = guarantee != Guarantee::ServerSeqs;
-        self.arena.report(Sample::Act {
+        self.lane.report(Sample::Act {
             sent: by_sender.then(|| (p, id, self.arena.ms())),
         });
-        if guarantee == (Guarantee::SenderCounters { acks: false }) {
-            let written = send(&mut held.ws, frame).await;
-            if written {
-                self.arena.report(Sample::Ack {
-                    stream: self.stream(Some(p)),
-                    seq: id,
-                    us: None,
-                });
-            }
-            return written;
+        let acked_on_write = guarantee == (Guarantee::SenderCounters { acks: false });
+        if !acked_on_write {
+            self.pending.push_back((id, intended));
         }
-        self.pending.push_back((id, intended));
-        send(&mut held.ws, frame).await
+        let written = send(&mut held.ws, frame).await;
+        if !written {
+            return false;
+        }
+        // The generator's own lateness: from when the act was meant to go
+        // to when its frame was written to the socket.
+        self.lane.report(Sample::Latency {
+            latency: Latency::SendLag,
+            us: self.arena.now_us().saturating_sub(intended),
+        });
+        if acked_on_write {
+            self.lane.report(Sample::Ack {
+                stream: self.stream(Some(p)),
+                seq: id,
+                us: None,
+            });
+        }
+        true
     }
 
     fn stream(&self, sender: Option<u32>) -> Stream {
@@ -469,15 +501,16 @@ impl Player {
 
     /// Handles one server frame; `Some` when it ends the connection, or a
     /// frame to answer with at once.
-    fn on_frame(&mut self, held: &mut Held, text: &str) -> Option<Reaction> {
-        let now = self.arena.now_us();
+    /// `at` is when it was read from the socket.
+    fn on_frame(&mut self, held: &mut Held, text: &str, at: Instant) -> Option<Reaction> {
+        let now = self.arena.us_at(at);
         match self.arena.wire.read(text) {
             Incoming::Event { seq, stamp } => {
                 held.seen.saw(seq, stamp);
                 if let Some(stamp) = stamp {
                     // Signed: on another worker's clock it may come out negative.
                     let one_way = (self.arena.epoch_us + now) as i64 - stamp.t as i64;
-                    self.arena.report(Sample::Delivery {
+                    self.lane.report(Sample::Delivery {
                         us: one_way.max(0) as u64,
                         from: stamp.w.map(|w| (w, one_way)),
                     });
@@ -491,7 +524,7 @@ impl Player {
                         Some(seq) => (self.stream(None), seq),
                         None => (self.stream(Some(self.seat.index)), id),
                     };
-                    self.arena.report(Sample::Ack {
+                    self.lane.report(Sample::Ack {
                         stream,
                         seq,
                         us: Some(now.saturating_sub(sent)),
@@ -502,12 +535,12 @@ impl Player {
                 if let Some(id) = id {
                     self.take_pending(id);
                 }
-                self.arena.report(Sample::Error(code));
+                self.lane.report(Sample::Error(code));
             }
             Incoming::Reply(answer) => return Some(Reaction::Answer(answer)),
             Incoming::Close => return Some(Reaction::End(Ending::Dropped { deliberate: false })),
             Incoming::Other => {}
-            Incoming::Bad => self.arena.report(Sample::Error("bad_frame")),
+            Incoming::Bad => self.lane.report(Sample::Error("bad_frame")),
         }
         None
     }
@@ -527,8 +560,13 @@ mod tests {
 
     #[test]
     fn a_player_task_stays_small() {
-        let (samples, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let arena = Arc::new(Arena::new(Behaviour::default(), samples, "p".into()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let arena = Arc::new(Arena::new(Behaviour::default(), "p".into()));
+        let lane = Rc::new(Lane::new().unwrap());
         let seat = Seat {
             index: 0,
             room_index: 0,
@@ -536,7 +574,7 @@ mod tests {
             url: "ws://127.0.0.1:1/ws".into(),
             idle: true,
         };
-        let task = play(arena, seat, CancellationToken::new());
+        let task = play(arena, lane, seat, Rc::new(Control::default()));
         let size = std::mem::size_of_val(&task);
         eprintln!("player task: {size} bytes");
         assert!(

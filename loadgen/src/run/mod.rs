@@ -10,6 +10,7 @@ mod pump;
 mod recorder;
 mod rooms;
 mod spawner;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,15 +21,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::drill;
 use crate::http::Traffic;
+use crate::lane::Lanes;
 use crate::player::Arena;
 use crate::progress::Progress;
 use crate::sampler::Sampler;
 use crate::scenario::{Scenario, Via};
 use crate::shard::{Shard, ShardError, ShardInfo};
 use crate::topology::{Topology, TopologyError};
+use crate::usage;
 use crate::wallclock::{dir_stamp, unix_seconds};
 
-use self::pump::{pump, Inboxes};
+use self::pump::{pump, Load};
 use self::recorder::Recorder;
 use self::rooms::{rooms_for, seats, RoomsError};
 use self::spawner::Spawner;
@@ -47,6 +50,10 @@ pub struct RunOptions {
     /// Where the rooms of a cross-worker sharded run are shared (`--rooms`):
     /// worker 0 creates them and writes this file; the others read it.
     pub rooms_file: Option<PathBuf>,
+    /// The players' threads (default: one per core).
+    pub lanes: Option<usize>,
+    /// Worker processes (default: as many as the players need).
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +77,10 @@ pub enum RunError {
     Topology(#[from] TopologyError),
     #[error("could not start: {0}")]
     Rooms(#[from] RoomsError),
+    #[error("worker processes: {0}")]
+    Workers(String),
+    #[error("could not start the players' threads: {source}")]
+    Lanes { source: std::io::Error },
     #[error("run failed: {0}")]
     Record(#[from] tierlab_record::RecordError),
     #[error("interrupted during set-up")]
@@ -88,6 +99,12 @@ pub async fn run(
     scenario: &Scenario,
     options: &RunOptions,
 ) -> Result<(PathBuf, Outcome), RunError> {
+    if options.shard.is_none() {
+        let count = workers::needed(scenario, options.workers);
+        if count > 1 {
+            return workers::run(scenario, options, count).await;
+        }
+    }
     let sliced;
     let scenario = match options.shard {
         Some(shard) => {
@@ -146,15 +163,9 @@ fn run_dir(scenario: &Scenario, options: &RunOptions, at: SystemTime) -> Result<
 }
 
 /// The players' shared state: behaviour, protocol, where to fall back to.
-fn arena(
-    scenario: &Scenario,
-    topology: &Topology,
-    options: &RunOptions,
-    samples: mpsc::UnboundedSender<crate::stats::Sample>,
-) -> Arc<Arena> {
+fn arena(scenario: &Scenario, topology: &Topology, options: &RunOptions) -> Arc<Arena> {
     let mut arena = Arena::new(
         scenario.behaviour.clone(),
-        samples,
         scenario.population.name_prefix.clone(),
     );
     arena.worker = options.shard.map(|s| s.index);
@@ -200,8 +211,9 @@ async fn drive(
             false => e.into(),
         }
     })?;
-    let (samples, inbox) = mpsc::unbounded_channel();
-    let arena = arena(scenario, topology, options, samples);
+    let arena = arena(scenario, topology, options);
+    let lanes = Lanes::start(&arena, options.lanes.unwrap_or_else(usage::cores))
+        .map_err(|source| RunError::Lanes { source })?;
     let mut recorder = Recorder::new(
         scenario,
         topology,
@@ -211,29 +223,20 @@ async fn drive(
         options,
     )?;
     recorder.record.http = setup_http;
-    let spawner = Spawner::new(
-        scenario,
-        seats(scenario, topology, &rooms),
-        Arc::clone(&arena),
-    );
+    let spawner = Spawner::new(scenario, seats(scenario, topology, &rooms));
     let traffic = lobby(scenario, topology, recorder.rooms());
     let sampler = topology.sampler_targets().map(Sampler::start);
     let (fault_events, faults) = mpsc::unbounded_channel();
     let drill_stop = CancellationToken::new();
     let load = async {
-        let inboxes = Inboxes {
-            samples: inbox,
-            faults,
-        };
-        let ending = pump(
-            scenario,
+        let load = Load {
             spawner,
-            &mut recorder,
-            inboxes,
-            &arena,
-            &options.interrupt,
-        )
-        .await;
+            lanes,
+            faults,
+            arena: &arena,
+            interrupt: &options.interrupt,
+        };
+        let ending = pump(scenario, load, &mut recorder).await;
         drill_stop.cancel();
         ending
     };

@@ -1,9 +1,8 @@
-//! The aggregator loop of a run: spawn players along the shape, fold the
-//! players' samples into the ledger, record faults as they begin and end,
-//! close a second every second — until the shape ends, `max_duration`, or
-//! Ctrl-C (the record's `Ended` says which). Then the drain: players stop
-//! acting, events in flight arrive, players leave, and their last records
-//! are read.
+//! The load loop of a run: spawn players along the shape, record faults as
+//! they begin and end, close a second on every lane every second — until
+//! the shape ends, `max_duration`, or Ctrl-C (the record's `Ended` says
+//! which). Then the drain: players stop acting, events in flight arrive,
+//! players leave, and the lanes hand over their ledgers.
 
 use std::time::Duration;
 
@@ -15,63 +14,55 @@ use tokio_util::sync::CancellationToken;
 use super::recorder::Recorder;
 use super::spawner::Spawner;
 use crate::drill::FaultEvent;
+use crate::lane::Lanes;
 use crate::player::Arena;
 use crate::scenario::Scenario;
-use crate::stats::{Ledger, Sample};
+use crate::stats::{Ledger, Tally};
 
 /// How often the spawner compares players to the load shape.
 const SPAWN_TICK: Duration = Duration::from_millis(50);
 /// How long the drain waits after the last ack for that act's fan-out.
 const ACK_SETTLE: Duration = Duration::from_secs(1);
+/// How often the drain asks the lanes when their last ack came.
+const DRAIN_TICK: Duration = Duration::from_millis(100);
 
-/// What the pump reads: the players' samples and the drill's fault events.
-pub struct Inboxes {
-    pub samples: mpsc::UnboundedReceiver<Sample>,
+/// What the load loop drives and reads.
+pub struct Load<'a> {
+    pub spawner: Spawner,
+    pub lanes: Lanes,
     pub faults: mpsc::UnboundedReceiver<FaultEvent>,
+    pub arena: &'a Arena,
+    pub interrupt: &'a CancellationToken,
 }
 
-/// Runs the load, then drains it; returns why it ended and what it measured.
+/// Runs the load, then drains it; returns why it ended, the totals and
+/// the lanes' ledger added into one.
 pub async fn pump(
     scenario: &Scenario,
-    mut spawner: Spawner,
+    mut load: Load<'_>,
     recorder: &mut Recorder,
-    mut inboxes: Inboxes,
-    arena: &Arena,
-    interrupt: &CancellationToken,
-) -> (Ended, Ledger) {
-    let mut ledger = Ledger::default();
-    let ending = load(
-        scenario,
-        &mut spawner,
-        recorder,
-        &mut inboxes,
-        &mut ledger,
-        arena,
-        interrupt,
-    )
-    .await;
-    drain(
-        scenario.load.drain,
-        spawner,
-        &mut inboxes.samples,
-        &mut ledger,
-        arena,
-    )
-    .await;
-    recorder.tick(&mut ledger, 0.0, arena.started.elapsed());
-    (ending, ledger)
+) -> (Ended, Tally, Ledger) {
+    let mut tally = Tally::default();
+    let ended = run_load(scenario, &mut load, recorder, &mut tally).await;
+    let Load { lanes, arena, .. } = load;
+    let drain = scenario.load.drain;
+    settle(drain, &lanes, arena).await;
+    let mut ledger = lanes.finish(drain).await;
+    // What came after the last second closed: the drain's tail.
+    let elapsed = arena.started.elapsed();
+    let window = ledger.close_second(elapsed.as_secs_f64().round() as u64);
+    tally.add(&window, ledger.online);
+    recorder.tick(&window, &tally, 0.0, elapsed);
+    (ended, tally, ledger)
 }
 
-async fn load(
+async fn run_load(
     scenario: &Scenario,
-    spawner: &mut Spawner,
+    load: &mut Load<'_>,
     recorder: &mut Recorder,
-    inboxes: &mut Inboxes,
-    ledger: &mut Ledger,
-    arena: &Arena,
-    interrupt: &CancellationToken,
+    tally: &mut Tally,
 ) -> Ended {
-    let shape_end = spawner.shape.duration();
+    let shape_end = load.spawner.shape.duration();
     let hard_end = scenario
         .load
         .max_duration
@@ -80,8 +71,8 @@ async fn load(
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.tick().await;
     loop {
-        let elapsed = arena.started.elapsed();
-        if interrupt.is_cancelled() {
+        let elapsed = load.arena.started.elapsed();
+        if load.interrupt.is_cancelled() {
             return Ended::Interrupted;
         }
         if elapsed >= shape_end {
@@ -91,54 +82,34 @@ async fn load(
             return Ended::MaxDuration;
         }
         tokio::select! {
-            _ = interrupt.cancelled() => return Ended::Interrupted,
-            Some(sample) = inboxes.samples.recv() => ledger.apply(sample),
-            Some(event) = inboxes.faults.recv() => recorder.on_fault(event, &scenario.faults),
-            _ = spawn_tick.tick() => spawner.follow(elapsed),
-            _ = second.tick() => recorder.tick(ledger, spawner.shape.value_at(elapsed), elapsed),
+            _ = load.interrupt.cancelled() => return Ended::Interrupted,
+            Some(event) = load.faults.recv() => recorder.on_fault(event, &scenario.faults),
+            _ = spawn_tick.tick() => load.spawner.follow(&mut load.lanes, elapsed),
+            _ = second.tick() => {
+                let t = elapsed.as_secs_f64().round() as u64;
+                let (window, online) = load.lanes.close_second(t).await;
+                tally.add(&window, online);
+                let target = load.spawner.shape.value_at(elapsed);
+                recorder.tick(&window, tally, target, elapsed);
+            }
         }
     }
 }
 
-/// Stop acting, let events in flight arrive, then stop the players; their
-/// last records arrive while we keep reading. An ack that comes late in the
-/// drain (a slow fsync) has its fan-out still on the way: the drain goes on
-/// until `ACK_SETTLE` after the last ack, by `ACK_SETTLE` at most.
-async fn drain(
-    drain: Duration,
-    spawner: Spawner,
-    inbox: &mut mpsc::UnboundedReceiver<Sample>,
-    ledger: &mut Ledger,
-    arena: &Arena,
-) {
-    arena.quiesce.cancel();
+/// Players stop acting; events in flight arrive. An ack that comes late
+/// in the drain (a slow fsync) has its fan-out still on the way: the drain
+/// goes on until `ACK_SETTLE` after the last ack, by `ACK_SETTLE` at most.
+async fn settle(drain: Duration, lanes: &Lanes, arena: &Arena) {
+    arena.quiesce();
     let drained = Instant::now() + drain;
-    let mut quiet_at = drained;
+    let limit = drained + ACK_SETTLE;
     loop {
-        let until = quiet_at.min(drained + ACK_SETTLE);
-        tokio::select! {
-            Some(sample) = inbox.recv() => {
-                if matches!(sample, Sample::Ack { .. }) {
-                    quiet_at = quiet_at.max(Instant::now() + ACK_SETTLE);
-                }
-                ledger.apply(sample);
-            }
-            _ = tokio::time::sleep_until(until) => break,
+        let now = Instant::now();
+        let last_ack = lanes.last_ack().await.map(Instant::from_std);
+        let quiet_at = last_ack.map_or(drained, |at| (at + ACK_SETTLE).max(drained));
+        if now >= quiet_at.min(limit) {
+            return;
         }
-    }
-    let stopping = tokio::spawn(spawner.stop(drain));
-    let deadline = tokio::time::sleep(drain + Duration::from_secs(1));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            Some(sample) = inbox.recv() => ledger.apply(sample),
-            _ = &mut deadline => break,
-        }
-        if stopping.is_finished() && inbox.is_empty() {
-            break;
-        }
-    }
-    while let Ok(sample) = inbox.try_recv() {
-        ledger.apply(sample);
+        tokio::time::sleep(DRAIN_TICK.min(quiet_at.min(limit) - now)).await;
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use tierlab_record::hlog::HistogramLog;
 use tierlab_record::{
-    Ended, FaultRecord, Generator, MachineSecond, RecordError, RunRecord, ScenarioInfo, ShardInfo,
-    Slo, TopologyInfo, Window, DEFAULT_FANOUT_LIMIT_MS, FORMAT,
+    Ended, FaultRecord, Generator, MachineSecond, RecordError, RunRecord, ScenarioInfo, Second,
+    ShardInfo, Slo, TopologyInfo, Window, DEFAULT_FANOUT_LIMIT_MS, FORMAT,
 };
 
 use super::rooms::RoomSlot;
@@ -22,7 +22,7 @@ use crate::checker::senders::stream_name;
 use crate::drill::{self, FaultEvent};
 use crate::progress::Progress;
 use crate::scenario::{Fault, Scenario};
-use crate::stats::{Ledger, Stream};
+use crate::stats::{Ledger, Stream, Tally};
 use crate::topology::Topology;
 use crate::usage::{self, CpuClock};
 use crate::wire::Guarantee;
@@ -115,27 +115,29 @@ impl Recorder {
         self.record.faults.get_mut(row)
     }
 
-    /// Closes a second: time series, hlog, partial run.json, progress line.
-    pub fn tick(&mut self, ledger: &mut Ledger, target: f64, elapsed: Duration) {
+    /// Records a closed second (`window`, the run's `tally` with it): time
+    /// series, hlog, partial run.json, progress line.
+    pub fn tick(&mut self, window: &Window, tally: &Tally, target: f64, elapsed: Duration) {
         let machine = MachineSecond {
             generator_cpu_pct: self.cpu.percent_since_last(),
             generator_rss_mib: self.cpu.rss_mib(),
             steal_pct: self.cpu.steal_since_last(),
         };
-        let (window, row) = ledger.close_second(elapsed, target, machine);
+        let t = elapsed.as_secs_f64().round() as u64;
+        let row = Second::of(t, tally.online, target, window, machine);
         let length = elapsed.saturating_sub(self.last_tick);
-        if let Err(e) = self.hlog.append(&window, self.last_tick, length) {
+        if let Err(e) = self.hlog.append(window, self.last_tick, length) {
             tracing::warn!(error = %e, path = %self.hlog.path().display(), "cannot append to the histogram log");
         }
         self.last_tick = elapsed;
         self.record.timeseries.push(row);
         self.record.summary =
-            tierlab_record::Summary::of(&ledger.total, ledger.peak_online, elapsed.as_secs_f64());
-        self.record.errors = ledger.total.errors.clone();
+            tierlab_record::Summary::of(&tally.total, tally.peak_online, elapsed.as_secs_f64());
+        self.record.errors = tally.total.errors.clone();
         if let Err(e) = self.record.write(&self.dir) {
             tracing::warn!(error = %e, "cannot write run.json");
         }
-        self.progress(&window, ledger.online, elapsed);
+        self.progress(window, tally.online, elapsed);
     }
 
     fn progress(&self, window: &Window, online: i64, elapsed: Duration) {
@@ -158,9 +160,13 @@ impl Recorder {
     }
 
     /// Final verdicts and the last, complete `run.json`.
-    pub fn finish(mut self, (ended, ledger): (Ended, Ledger)) -> Result<Outcome, RecordError> {
+    pub fn finish(
+        mut self,
+        (ended, tally, ledger): (Ended, Tally, Ledger),
+    ) -> Result<Outcome, RecordError> {
         self.progress.finish_status();
-        let (facts, total, from_worker) = facts(&self.rooms, ledger);
+        let total = tally.total;
+        let (facts, from_worker) = facts(&self.rooms, ledger);
         self.record.checker = facts.check();
         self.record.checker.guarantee = self.guarantee.describe().to_owned();
         if let Some(shard) = &mut self.record.shard {
@@ -173,6 +179,7 @@ impl Recorder {
         self.record.judge(&self.slo, &total);
         let cores = usage::cores();
         self.record.generator = Generator::of(&self.record.timeseries, self.cpu.rss_mib(), cores);
+        self.record.generator.judge_send_lag(&self.record.summary);
         self.record.ended = ended;
         self.record.partial = ended == Ended::Interrupted;
         self.record.write(&self.dir)?;
@@ -212,46 +219,16 @@ fn first_record(
     started_at: SystemTime,
     shard: Option<ShardInfo>,
 ) -> RunRecord {
-    let t = &scenario.topology;
-    let mut endpoints: Vec<String> = topology
-        .replicas()
-        .iter()
-        .map(|e| e.ws_url.clone())
-        .collect();
-    endpoints.extend(topology.lb().iter().map(|e| format!("lb {}", e.ws_url)));
-    let versions = topology
-        .versions()
-        .iter()
-        .cloned()
-        .chain(git_commit().map(|c| ("git".to_owned(), c)))
-        .collect();
     RunRecord {
         format: FORMAT,
         partial: true,
         ended: Ended::Running,
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         shard,
-        scenario: ScenarioInfo {
-            name: scenario.name.clone(),
-            path: scenario.path.display().to_string(),
-            description: scenario.description.clone(),
-            text: scenario.source.clone(),
-        },
-        topology: TopologyInfo {
-            kind: t.kind,
-            replicas: t.replicas,
-            state: t.state,
-            via: t.via,
-            persistence: t.persistence,
-            balance: t.balance,
-            sentinel: t.sentinel,
-            redis_shards: t.redis_shards,
-            server: t.server,
-            protocol: scenario.protocol.kind,
-            endpoints,
-        },
+        scenario: scenario_info(scenario),
+        topology: topology_info(scenario, topology),
         machine: usage::machine(),
-        versions,
+        versions: versions(topology),
         model: scenario.load.model,
         latency_origin: LATENCY_ORIGIN.into(),
         errors: BTreeMap::new(),
@@ -259,12 +236,56 @@ fn first_record(
     }
 }
 
+pub(super) fn scenario_info(scenario: &Scenario) -> ScenarioInfo {
+    ScenarioInfo {
+        name: scenario.name.clone(),
+        path: scenario.path.display().to_string(),
+        description: scenario.description.clone(),
+        text: scenario.source.clone(),
+    }
+}
+
+/// What the record says of the topology `scenario` ran on.
+pub(super) fn topology_info(scenario: &Scenario, topology: &Topology) -> TopologyInfo {
+    let t = &scenario.topology;
+    let mut endpoints: Vec<String> = topology
+        .replicas()
+        .iter()
+        .map(|e| e.ws_url.clone())
+        .collect();
+    endpoints.extend(topology.lb().iter().map(|e| format!("lb {}", e.ws_url)));
+    TopologyInfo {
+        kind: t.kind,
+        replicas: t.replicas,
+        state: t.state,
+        via: t.via,
+        persistence: t.persistence,
+        balance: t.balance,
+        sentinel: t.sentinel,
+        redis_shards: t.redis_shards,
+        server: t.server,
+        protocol: scenario.protocol.kind,
+        endpoints,
+    }
+}
+
+/// What ran: the topology's programs, the commit this binary was built
+/// from (`build`), and the checkout the run was started in (`git`).
+pub(super) fn versions(topology: &Topology) -> BTreeMap<String, String> {
+    topology
+        .versions()
+        .iter()
+        .cloned()
+        .chain([("build".to_owned(), env!("TIERLAB_BUILD").to_owned())])
+        .chain(git_commit().map(|c| ("git".to_owned(), c)))
+        .collect()
+}
+
 /// The checker's facts, from what the ledger gathered. Players number
 /// rooms and senders; the checker speaks in room codes, and in `ROOM/pN`
 /// for a sender's stream.
-fn facts(rooms: &[Arc<str>], ledger: Ledger) -> (checker::Facts, Window, FromWorker) {
+fn facts(rooms: &[Arc<str>], ledger: Ledger) -> (checker::Facts, FromWorker) {
     let Ledger {
-        total,
         acked,
         ack_clock,
         mut members,
@@ -292,7 +313,7 @@ fn facts(rooms: &[Arc<str>], ledger: Ledger) -> (checker::Facts, Window, FromWor
         clock: by_code(rooms, ack_clock),
         members,
     };
-    (facts, total, from_worker)
+    (facts, from_worker)
 }
 
 /// Signed one-way delivery times by sending worker.

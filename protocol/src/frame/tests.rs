@@ -206,3 +206,20 @@ proptest! {
         prop_assert_eq!(ServerFrame::decode(&frame.encode()), Ok(frame));
     }
 }
+
+#[test]
+fn an_event_is_viewed_without_a_copy_and_nothing_else_is() {
+    let event = ServerFrame::Event(Event {
+        room: "K7Q2XM".into(),
+        seq: 9,
+        from: "pl-1".into(),
+        id: 3,
+        data: Data::from_json(r#"{"t":1,"pad":"x"}"#.to_owned()).unwrap(),
+    })
+    .encode();
+    let view = ServerFrame::event_view(&event).unwrap();
+    assert_eq!((view.seq, view.data.get()), (9, r#"{"t":1,"pad":"x"}"#));
+    let ack = ServerFrame::Ack { id: 3, seq: 9 }.encode();
+    assert!(ServerFrame::event_view(&ack).is_none());
+    assert!(ServerFrame::event_view(r#"{"type":"event","seq":1}"#).is_none());
+}
