@@ -81,16 +81,35 @@ drill NAME *ARGS: build
     {{tierlab}} run scenarios/drills/{{NAME}}.toml {{ARGS}}
     @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential {{ARGS}}; fi
 
-# The regression gate CI runs after the tests: the smoke scenario (debug build, as `just test` built it) against reports/baselines/smoke.json. A regression (exit 98) must show twice in a row, so one noisy run does not fail CI.
-gate *ARGS:
-    cargo build --workspace --bins --locked
-    just _gate-once {{ARGS}} || { rc=$?; [ "$rc" -eq 98 ] || exit "$rc"; echo "gate: regression in one run; confirming with a second"; just _gate-once {{ARGS}}; }
+# The A/B gate CI runs after the tests: this checkout's tierlab-server (B, as it is on disk) against its previous commit's (A, from a throwaway worktree), both built alike into target/ab-builds, on scenarios/gate.toml interleaved A B B A A B on this machine. 0 pass, 98 a regression, 99 a run failed its SLOs, 2 could not compare. A regression must show in a second gate too, so one unlucky gate does not fail CI.
+gate *ARGS: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! git rev-parse --verify -q HEAD~1 >/dev/null; then echo "gate: no previous commit to gate against: skipped"; exit 0; fi
+    once() { rm -rf "runs/gate-$1"; {{tierlab}} ab scenarios/gate.toml --baseline rev:HEAD~1 --candidate tree:. --out "runs/gate-$1" "${@:2}"; }
+    once 1 {{ARGS}} || { rc=$?; [ "$rc" -eq 98 ] || exit "$rc"; echo "gate: a regression in one gate; confirming with a second"; once 2 {{ARGS}}; }
 
-_gate-once *ARGS:
+# The gate against a stored baseline, where only one build is at hand: the smoke scenario against reports/baselines/smoke.json (absolute checks; see docs/scenarios.md for when to use which).
+gate-stored *ARGS:
+    cargo build --workspace --bins --locked
     rm -rf runs/gate-smoke
     target/debug/tierlab run scenarios/smoke.toml --quiet --out runs/gate-smoke
-    target/debug/tierlab report runs/gate-smoke --baseline reports/baselines/smoke.json
     target/debug/tierlab gate runs/gate-smoke --baseline reports/baselines/smoke.json {{ARGS}}
+
+# Measure and write the figure blocks of docs/performance.md again (each names the command that measured it): calibration, the generator, the A/B gate's proof. Long: run one section with `just calibrate` etc. and `tierlab figures` by hand.
+docs-figures: build
+    just calibrate
+    {{tierlab}} figures --section calibration --into docs/performance.md --command "just calibrate" runs/calibrate/null runs/calibrate/server
+    rm -rf runs/docs/tier2
+    just bench-generator
+    just bench-generator-50k
+    {{tierlab}} run scenarios/tier2.toml --quiet --out runs/docs/tier2
+    {{tierlab}} figures --section generator --into docs/performance.md --command "just bench-generator; just bench-generator-50k; just bench-tier2" runs/bench-generator/idle runs/bench-generator/active runs/bench-generator/idle-50k runs/docs/tier2
+    just gate-proof
+
+# The A/B gate's proof for docs/performance.md: TRIALS A/A gates (one build twice) and TRIALS A/B gates against a build burning SPEND of CPU per delivered event, then the figures.
+gate-proof TRIALS="10" SPEND="20us": build
+    bash scripts/gate-proof.sh {{TRIALS}} {{SPEND}}
 
 # Record the smoke baseline from 8 runs (tolerances from their spread).
 baseline-smoke:

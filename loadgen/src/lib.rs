@@ -3,6 +3,7 @@
 //! record itself is the `tierlab-record` crate. The binary (`src/main.rs`)
 //! is a thin CLI over [`run::run`] and the other commands.
 
+pub mod ab;
 pub mod calibrate;
 pub mod capacity;
 pub mod checker;

@@ -1,7 +1,9 @@
 //! The `tierlab` command line. Exit codes (documented in docs/scenarios.md):
 //! 0 ran and every SLO held · 99 an SLO failed · 2 could not start (bad
-//! scenario, topology failed) · 130 interrupted · 1 the run failed;
-//! `tierlab gate`: 98 a metric regressed beyond its tolerance.
+//! scenario, topology failed) · 130 interrupted (Ctrl-C) · 143 terminated
+//! (SIGTERM) · 1 the run failed;
+//! `tierlab gate`: 98 a metric regressed beyond its tolerance; `tierlab ab`:
+//! 98 a metric regressed, 99 a run failed its SLOs, 2 refused.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -19,6 +21,20 @@ const EXIT_REGRESSION: u8 = 98;
 const EXIT_START: u8 = 2;
 const EXIT_FAILED: u8 = 1;
 const EXIT_INTERRUPTED: u8 = 130;
+/// Ended by SIGTERM (what a CI cancel or `kill` sends), as gracefully as by Ctrl-C.
+const EXIT_TERMINATED: u8 = 143;
+
+/// Set when SIGTERM, not Ctrl-C, asked the run to stop.
+static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// 143 after SIGTERM, 130 after Ctrl-C.
+fn interrupted_code() -> u8 {
+    if TERMINATED.load(std::sync::atomic::Ordering::Relaxed) {
+        EXIT_TERMINATED
+    } else {
+        EXIT_INTERRUPTED
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,11 +126,12 @@ enum Command {
     Capacity {
         #[command(flatten)]
         scenario: ScenarioArgs,
-        /// Replica counts to sweep.
-        #[arg(long, value_delimiter = ',', default_value = "1")]
+        /// Replica counts to sweep (default: the scenario's).
+        #[arg(long, value_delimiter = ',')]
         replicas: Vec<u32>,
-        /// States to sweep: redis, memory (memory runs on one replica only).
-        #[arg(long, value_delimiter = ',', default_value = "redis")]
+        /// States to sweep: redis, memory (memory runs on one replica only;
+        /// default: the scenario's).
+        #[arg(long, value_delimiter = ',')]
         state: Vec<String>,
         #[command(flatten)]
         output: OutputArgs,
@@ -200,6 +217,36 @@ enum Command {
         #[arg(long, default_value = "10%", value_parser = percent)]
         max_regression: f64,
     },
+    /// A/B gate: run a scenario against a baseline build and a candidate,
+    /// interleaved on this machine, and compare them second by second
+    /// (fan-out and ack p95/p99, server CPU per delivered event, memory per
+    /// connection). Exit 0 pass, 98 a regression, 99 a run failed its SLOs,
+    /// 2 the runs could not be compared. The last stdout line is the verdict.
+    Ab {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// The build to compare against (A): bin:PATH, rev:REV or url:WS_URL.
+        #[arg(long)]
+        baseline: tierlab_loadgen::ab::Build,
+        /// The build under test (B): bin:PATH, rev:REV or url:WS_URL.
+        #[arg(long)]
+        candidate: tierlab_loadgen::ab::Build,
+        /// Rounds of two runs (A B, then B A, …).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=50))]
+        rounds: u32,
+        /// The smallest change that counts as a regression.
+        #[arg(long, default_value = "10%", value_parser = percent)]
+        min_effect: f64,
+        /// Output directory (default: a new one under runs/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Judge an A/B gate's runs again (its directory), e.g. with another minimum effect.
+    AbAgain {
+        dir: PathBuf,
+        #[arg(long, value_parser = percent)]
+        min_effect: Option<f64>,
+    },
     /// Compare a run with a baseline: 0 within tolerance, 98 a regression, 99 an SLO failed.
     Gate {
         run: PathBuf,
@@ -255,6 +302,29 @@ fn main() -> ExitCode {
             baseline,
             max_regression,
         } => gate(&run, &baseline, max_regression),
+        Command::Ab {
+            scenario,
+            baseline,
+            candidate,
+            rounds,
+            min_effect,
+            out,
+        } => {
+            let name = scenario
+                .scenario
+                .file_stem()
+                .map_or_else(|| "ab".into(), |s| s.to_string_lossy().into_owned());
+            ab(&tierlab_loadgen::ab::AbPlan {
+                out: out.unwrap_or_else(|| default_out("ab", &name)),
+                scenario: scenario.scenario,
+                sets: scenario.set,
+                baseline,
+                candidate,
+                rounds,
+                min_effect_pct: min_effect,
+            })
+        }
+        Command::AbAgain { dir, min_effect } => ab_again(&dir, min_effect),
         Command::Calibrate {
             target,
             delays,
@@ -404,12 +474,12 @@ fn run(args: &ScenarioArgs, mut options: RunOptions) -> ExitCode {
             ExitCode::from(match outcome {
                 Outcome::Passed => 0,
                 Outcome::SloFailed => EXIT_SLO,
-                Outcome::Interrupted => EXIT_INTERRUPTED,
+                Outcome::Interrupted => interrupted_code(),
             })
         }
         Err(RunError::Interrupted) => {
             eprintln!("interrupted during set-up; nothing was run");
-            ExitCode::from(EXIT_INTERRUPTED)
+            ExitCode::from(interrupted_code())
         }
         Err(e) if e.before_start() => {
             eprintln!("error: {e}");
@@ -434,7 +504,16 @@ fn capacity(
         Ok(both) => both,
         Err(code) => return code,
     };
+    // Unnamed on the command line: what the scenario itself says.
+    let replicas = if replicas.is_empty() {
+        vec![scenario.topology.replicas]
+    } else {
+        replicas
+    };
     let mut parsed = Vec::new();
+    if states.is_empty() {
+        parsed.push(scenario.topology.state);
+    }
     for state in states {
         match state.trim() {
             "redis" => parsed.push(StateMode::Redis),
@@ -466,7 +545,7 @@ fn capacity(
         }
         Err(e @ SweepError::Interrupted(_)) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_INTERRUPTED)
+            ExitCode::from(interrupted_code())
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -497,7 +576,7 @@ fn compare(args: ScenarioArgs, output: OutputArgs) -> ExitCode {
         }
         Err(e @ CompareError::Interrupted(_)) => {
             eprintln!("error: {e}");
-            ExitCode::from(EXIT_INTERRUPTED)
+            ExitCode::from(interrupted_code())
         }
         Err(e @ CompareError::Scenario { .. }) => {
             eprintln!("error: {e}");
@@ -617,6 +696,9 @@ fn baseline(runs: &[PathBuf], out: Option<PathBuf>, max_regression: f64) -> Exit
             });
         }
         let baseline = tierlab_reports::gate::Baseline::of_runs(&records, max_regression);
+        for warning in baseline.noisy() {
+            eprintln!("warning: {warning}");
+        }
         let path = out.unwrap_or_else(|| {
             PathBuf::from("reports/baselines").join(format!("{}.json", baseline.scenario))
         });
@@ -655,16 +737,19 @@ fn gate(
     match verdict {
         Ok(result) => {
             print!("{}", result.table());
-            if !result.failed_slos.is_empty() {
-                ExitCode::from(EXIT_SLO)
-            } else if result.regressed() {
+            println!("{}", result.verdict_line());
+            // As the verdict line says: a regression first, then SLOs.
+            if result.regressed() {
                 ExitCode::from(EXIT_REGRESSION)
+            } else if !result.failed_slos.is_empty() {
+                ExitCode::from(EXIT_SLO)
             } else {
                 ExitCode::SUCCESS
             }
         }
         Err(e) => {
             eprintln!("error: {e}");
+            println!("gate: REFUSED {e}");
             ExitCode::from(EXIT_START)
         }
     }
@@ -681,9 +766,12 @@ fn reserve_stdout() -> Box<dyn Write> {
     }
 }
 
-/// The first Ctrl-C ends the run early (it still writes its results, marked
-/// partial); a second one exits at once. Installed before goose runs, so
-/// goose's own handler — which would take SIGINT from the run — is refused.
+/// The first Ctrl-C or SIGTERM ends the run early (it still writes its
+/// results, marked partial, and stops what it started); a second one exits
+/// at once. Installed before goose runs, so goose's own handler — which
+/// would take SIGINT from the run — is refused. SIGTERM is caught by a
+/// signal handler (not a blocked mask), so the processes a run starts get
+/// the default disposition back when they exec.
 fn interrupt_on_ctrl_c() -> CancellationToken {
     let interrupt = CancellationToken::new();
     let token = interrupt.clone();
@@ -703,7 +791,82 @@ fn interrupt_on_ctrl_c() -> CancellationToken {
     if let Err(e) = installed {
         tracing::warn!(error = %e, "cannot handle Ctrl-C");
     }
+    watch_sigterm(interrupt.clone());
     interrupt
+}
+
+/// A thread of its own waits for SIGTERM and cancels `interrupt` as Ctrl-C does.
+fn watch_sigterm(interrupt: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        tracing::warn!("cannot handle SIGTERM");
+        return;
+    };
+    // Registered before this returns: a SIGTERM right after is caught too.
+    let Ok(mut term) = runtime.block_on(async { signal(SignalKind::terminate()) }) else {
+        tracing::warn!("cannot handle SIGTERM");
+        return;
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            term.recv().await;
+            TERMINATED.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("terminated: stopping the run and writing what it measured");
+            interrupt.cancel();
+            goose::trigger_killswitch("terminated");
+            term.recv().await;
+            eprintln!("terminated again: exiting now");
+            std::process::exit(i32::from(EXIT_TERMINATED));
+        });
+    });
+}
+
+fn ab(plan: &tierlab_loadgen::ab::AbPlan) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(&plan.out) {
+        eprintln!("error: cannot create {}: {e}", plan.out.display());
+        return ExitCode::from(EXIT_START);
+    }
+    // Ctrl-C reaches the run in progress (same process group), which stops
+    // and writes what it has; no further run starts, and what ran is judged.
+    let interrupt = interrupt_on_ctrl_c();
+    let said = tierlab_loadgen::ab::run(plan, &|line| eprintln!("{line}"), &|| {
+        interrupt.is_cancelled()
+    });
+    ab_verdict(said, &plan.out)
+}
+
+fn ab_again(dir: &std::path::Path, min_effect: Option<f64>) -> ExitCode {
+    use tierlab_loadgen::ab;
+    let said = ab::earlier_setup(dir).and_then(|(mut setup, wall_s)| {
+        if let Some(pct) = min_effect {
+            setup.min_effect_pct = pct;
+        }
+        ab::judge_dir(dir, &setup, wall_s)
+    });
+    ab_verdict(said, dir)
+}
+
+/// The table on stderr, where the files are, the verdict as stdout's last line.
+fn ab_verdict(
+    said: Result<tierlab_reports::ab::AbReport, tierlab_loadgen::ab::AbError>,
+    dir: &std::path::Path,
+) -> ExitCode {
+    match said {
+        Ok(report) => {
+            eprint!("{}", report.table());
+            eprintln!("ab: {}/ab.json, ab.md, junit.xml", dir.display());
+            println!("{}", report.verdict_line());
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            println!("gate: REFUSED {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
 }
 
 /// Every player holds a socket: use all the descriptors the hard limit allows.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use tierlab_record::ProcessSecond;
 pub use tierlab_record::ProcessUsage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,17 @@ struct Series {
     events: Vec<f64>,
     /// The last (events-sent counter, when), for the rate.
     events_seen: Option<(f64, Instant)>,
+    by_second: BTreeMap<u64, ProcessSecond>,
+}
+
+impl Series {
+    /// The sample of second `t`.
+    fn at(&mut self, t: u64) -> &mut ProcessSecond {
+        self.by_second.entry(t).or_insert(ProcessSecond {
+            t,
+            ..ProcessSecond::default()
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -43,9 +55,11 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(targets: Targets) -> Sampler {
+    /// Samples every second; each sample is stamped with the seconds since
+    /// `origin` (the run's start, the clock of its timeseries).
+    pub fn start(targets: Targets, origin: Instant) -> Sampler {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(sample(targets, stop.clone()));
+        let task = tokio::spawn(sample(targets, origin, stop.clone()));
         Sampler { stop, task }
     }
 
@@ -65,7 +79,7 @@ fn current_pids(ledger: &PathBuf) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> {
+async fn sample(targets: Targets, origin: Instant, stop: CancellationToken) -> Vec<ProcessUsage> {
     let http = reqwest::Client::new();
     let per_second = clock_ticks_per_second();
     let mut series: BTreeMap<String, Series> = BTreeMap::new();
@@ -76,6 +90,7 @@ async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> 
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let t = origin.elapsed().as_secs_f64().round() as u64;
         for (name, pid) in current_pids(&targets.ledger) {
             let (Some(ticks), Some(rss)) = (cpu_ticks(&pid), rss_kib(&pid)) else {
                 continue;
@@ -85,24 +100,29 @@ async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> 
             if let Some((was_pid, was_ticks, at)) = last.get(&name) {
                 let seconds = now.duration_since(*at).as_secs_f64();
                 if *was_pid == pid && seconds > 0.0 {
-                    entry.cpu.push(
-                        ticks.saturating_sub(*was_ticks) as f64 / per_second / seconds * 100.0,
-                    );
+                    let cpu =
+                        ticks.saturating_sub(*was_ticks) as f64 / per_second / seconds * 100.0;
+                    entry.cpu.push(cpu);
+                    entry.at(t).cpu_pct = Some(cpu);
                 }
             }
             entry.rss_mib.push(rss as f64 / 1024.0);
+            entry.at(t).rss_mib = rss as f64 / 1024.0;
             last.insert(name, (pid, ticks, now));
         }
         for (name, url) in &targets.replicas {
             if let Some((connections, sent)) = replica_load(&http, url).await {
                 let entry = series.entry(name.clone()).or_default();
                 entry.connections.push(connections);
+                entry.at(t).connections = Some(connections);
                 let now = Instant::now();
                 if let Some((before, at)) = entry.events_seen {
                     let seconds = now.duration_since(at).as_secs_f64();
                     // A restarted replica's counter starts over.
                     if seconds > 0.0 && sent >= before {
-                        entry.events.push((sent - before) / seconds);
+                        let rate = (sent - before) / seconds;
+                        entry.events.push(rate);
+                        entry.at(t).events_per_s = Some(rate);
                     }
                 }
                 entry.events_seen = Some((sent, now));
@@ -113,6 +133,7 @@ async fn sample(targets: Targets, stop: CancellationToken) -> Vec<ProcessUsage> 
                 let entry = series.entry(name.clone()).or_default();
                 entry.ops.push(ops);
                 entry.connections.push(clients);
+                entry.at(t).connections = Some(clients);
             }
         }
     }
@@ -136,6 +157,7 @@ fn summarise(name: String, mut s: Series) -> ProcessUsage {
         connections_max: s.connections.iter().copied().max(),
         ops_per_s_median: (!s.ops.is_empty()).then(|| median(&mut s.ops)),
         events_per_s_median: (!s.events.is_empty()).then(|| median(&mut s.events)),
+        by_second: s.by_second.into_values().collect(),
     }
 }
 
@@ -201,7 +223,7 @@ mod tests {
                 connections: vec![3, 9],
                 ops: Vec::new(),
                 events: vec![100.0, 300.0, 200.0],
-                events_seen: None,
+                ..Series::default()
             },
         );
         assert_eq!(

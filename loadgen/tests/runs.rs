@@ -105,6 +105,16 @@ fn a_failed_slo_exits_99() {
 
 #[test]
 fn an_interrupted_run_leaves_a_partial_record_and_no_processes() {
+    stopped_by(nix::sys::signal::Signal::SIGINT, 130);
+}
+
+/// SIGTERM (a CI cancel, `kill`) ends a run as gracefully as Ctrl-C.
+#[test]
+fn a_terminated_run_leaves_a_partial_record_and_no_processes() {
+    stopped_by(nix::sys::signal::Signal::SIGTERM, 143);
+}
+
+fn stopped_by(signal: nix::sys::signal::Signal, code: i32) {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("interrupted");
     let mut child = tierlab()
@@ -137,13 +147,9 @@ fn an_interrupted_run_leaves_a_partial_record_and_no_processes() {
     }
     // The detector sees Redis, both replicas and HAProxy while they run.
     assert_eq!(leftovers(&dir).len(), 4, "{:?}", leftovers(&dir));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(code));
     let record = read_run(&dir);
     assert_eq!(record["partial"], true);
     assert_eq!(record["ended"], "interrupted");

@@ -32,7 +32,7 @@ pub use context::{Machine, ScenarioInfo, TopologyInfo};
 pub use fault::{FaultRecord, FaultVerdict};
 pub use http::{HttpEndpoint, HttpRecord, Phase};
 pub use metric::{Count, Latency};
-pub use process::ProcessUsage;
+pub use process::{ProcessSecond, ProcessUsage};
 pub use setup::{FaultKind, Model};
 pub use shard::ShardInfo;
 pub use slo::Slo;

@@ -19,6 +19,28 @@ pub struct ProcessUsage {
     /// Replicas: event frames sent to members per second.
     #[serde(default)]
     pub events_per_s_median: Option<f64>,
+    /// Every sample, by second of the run: what an A/B gate compares
+    /// second by second (server CPU per delivered event, memory per
+    /// connection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_second: Vec<ProcessSecond>,
+}
+
+/// One process during one second of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSecond {
+    /// Seconds since the run started (the record's `timeseries` clock).
+    pub t: u64,
+    /// CPU used over the second, % of one core (none for its first sample).
+    #[serde(default)]
+    pub cpu_pct: Option<f64>,
+    pub rss_mib: f64,
+    /// Replicas: players connected; Redis: clients.
+    #[serde(default)]
+    pub connections: Option<u64>,
+    /// Replicas: event frames sent to members per second.
+    #[serde(default)]
+    pub events_per_s: Option<f64>,
 }
 
 impl ProcessUsage {

@@ -56,6 +56,55 @@ impl Comparison {
     }
 }
 
+/// An objective that no run can fail, or none can meet, judges nothing:
+/// `lost < 0`, `p95(fanout) < -1ms`, `errors < 150%` are refused, saying why.
+fn within_reach(metric: Metric, comparison: Comparison, threshold: f64) -> Result<(), String> {
+    if !threshold.is_finite() {
+        return Err("the threshold is not a finite number".into());
+    }
+    let (what, top) = match metric {
+        Metric::Latency(..) => ("a latency", f64::INFINITY),
+        Metric::ErrorRate => ("an error share", 100.0),
+        Metric::Count(_) => ("a count", f64::INFINITY),
+    };
+    if threshold < 0.0 {
+        return Err(format!(
+            "{what} is never negative: this objective judges nothing"
+        ));
+    }
+    if threshold > top {
+        return Err(format!(
+            "{what} is at most {top} %: this objective judges nothing"
+        ));
+    }
+    if matches!(metric, Metric::Count(_)) && threshold.fract() != 0.0 {
+        return Err("counts are whole numbers: lost = 0, duplicated < 10".into());
+    }
+    let never = match comparison {
+        Comparison::Lt => threshold == 0.0,
+        Comparison::Gt => threshold == top,
+        _ => false,
+    };
+    let always = match comparison {
+        Comparison::Ge => threshold == 0.0,
+        Comparison::Le => threshold == top,
+        _ => false,
+    };
+    if never {
+        return Err(format!(
+            "{what} can never be {} {threshold}: no run could pass",
+            comparison.symbol()
+        ));
+    }
+    if always {
+        return Err(format!(
+            "{what} is always {} {threshold}: no run could fail",
+            comparison.symbol()
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
     pub text: String,
@@ -93,6 +142,7 @@ impl Slo {
                 .parse::<f64>()
                 .map_err(|_| fail("counts compare to a number: lost = 0"))?,
         };
+        within_reach(metric, comparison, threshold).map_err(|m| fail(&m))?;
         Ok(Slo {
             text: text.trim().to_owned(),
             metric,

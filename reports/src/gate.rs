@@ -45,6 +45,10 @@ pub struct Baseline {
     pub recorded_at: String,
     pub machine: String,
     pub metrics: BTreeMap<String, Metric>,
+    /// The scenario text its runs ran (after `--set`): a run is gated only
+    /// against the same effective scenario, not merely the same name.
+    #[serde(default)]
+    pub scenario_text: String,
 }
 
 /// The values a run is gated on, by name.
@@ -65,6 +69,12 @@ pub fn measures(run: &RunRecord) -> BTreeMap<String, f64> {
 pub const RUNS_FOR_SPREAD: usize = 3;
 /// Tolerance = this many times the worst run's excess over the median.
 const SPREAD_FACTOR: f64 = 3.0;
+/// Absolute slack on latencies, ms: below this, a change is timer noise.
+/// (It was 2 ms, which let a doubling of a 1 ms p95 through.)
+pub const LATENCY_SLACK_MS: f64 = 0.1;
+/// A tolerance above this, %, lets through regressions worth catching:
+/// `tierlab baseline` says so.
+pub const NOISY_PCT: f64 = 50.0;
 
 impl Baseline {
     /// A baseline of one run, with `max_regression` percent on every metric.
@@ -104,7 +114,10 @@ impl Baseline {
                 let tolerance = match name.as_str() {
                     "lost" => Tolerance { pct: 0.0, abs: 0.0 },
                     "events_per_s" => Tolerance { pct, abs: 0.0 },
-                    _ => Tolerance { pct, abs: 2.0 },
+                    _ => Tolerance {
+                        pct,
+                        abs: LATENCY_SLACK_MS,
+                    },
                 };
                 (
                     name,
@@ -128,7 +141,23 @@ impl Baseline {
                 runs.len()
             ),
             metrics,
+            scenario_text: run.scenario.text.clone(),
         }
+    }
+
+    /// A warning for each metric whose tolerance is too wide to catch a
+    /// regression worth catching: the runs it was learnt from were noisy.
+    pub fn noisy(&self) -> Vec<String> {
+        self.metrics
+            .iter()
+            .filter(|(_, m)| m.tolerance.pct > NOISY_PCT)
+            .map(|(name, m)| {
+                format!(
+                    "{name}: the runs disagree so much that its tolerance is {:.0} %; a regression smaller than that passes. Record more runs on a quieter machine, or gate A/B with `tierlab ab`",
+                    m.tolerance.pct
+                )
+            })
+            .collect()
     }
 
     pub fn load(path: &Path) -> Result<Baseline, ReportError> {
@@ -174,6 +203,28 @@ impl Gate {
         self.rows.iter().any(|r| !r.pass)
     }
 
+    /// The gate's last line: `gate: PASS`, or what regressed.
+    pub fn verdict_line(&self) -> String {
+        let worse: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| !r.pass)
+            .map(|r| {
+                format!(
+                    "{} {:+.0} % ({:.3} → {:.3}, limit {:.3})",
+                    r.metric, r.change_pct, r.baseline, r.measured, r.limit
+                )
+            })
+            .collect();
+        if !worse.is_empty() {
+            format!("gate: REGRESSED {}", worse.join("; "))
+        } else if !self.failed_slos.is_empty() {
+            format!("gate: SLO FAILED {}", self.failed_slos.join("; "))
+        } else {
+            "gate: PASS".into()
+        }
+    }
+
     pub fn table(&self) -> String {
         let mut out = format!(
             "{:<16} {:>12} {:>12} {:>12} {:>9}  verdict\n",
@@ -215,6 +266,32 @@ pub fn gate(
             run: run.topology_label(),
             baseline: baseline.topology.clone(),
         });
+    }
+    if run.partial || run.ended != tierlab_record::Ended::Completed {
+        return Err(ReportError::Unfit(format!(
+            "the run did not run to the end of its load shape (ended: {:?}{}): it says little about the build",
+            run.ended,
+            if run.partial { ", partial" } else { "" }
+        )));
+    }
+    if run.generator.saturated {
+        return Err(ReportError::Unfit(
+            "the run's generator saturated: it measured itself".into(),
+        ));
+    }
+    if !baseline.scenario_text.is_empty() {
+        let mut stored = run.clone();
+        stored.scenario.text = baseline.scenario_text.clone();
+        let key = crate::ab::effective_scenario(run)
+            .and_then(|a| Ok((a, crate::ab::effective_scenario(&stored)?)))
+            .map(|(a, b)| crate::ab::first_difference(&a, &b, ""))
+            .map_err(ReportError::Unfit)?;
+        if let Some(key) = key {
+            return Err(ReportError::Mismatch {
+                run: format!("a run of `{}` whose `{key}` differs", run.scenario.name),
+                baseline: "its scenario as the baseline's runs ran it".into(),
+            });
+        }
     }
     let measured = measures(run);
     let rows = baseline
@@ -260,8 +337,13 @@ mod tests {
     use tierlab_record::{Percentiles, Second, SloVerdict};
 
     fn run(p95: f64, events: u64, lost: u64) -> RunRecord {
-        let mut run = RunRecord::default();
+        let mut run = RunRecord {
+            ended: tierlab_record::Ended::Completed,
+            ..RunRecord::default()
+        };
         run.scenario.name = "smoke".into();
+        run.scenario.text =
+            "name = \"smoke\"\n[load]\nstages = [{ to = 50, over = \"4s\" }]\n".into();
         run.summary.peak_players = 50;
         run.summary.fanout_ms = Percentiles {
             count: 100,
@@ -294,13 +376,24 @@ mod tests {
     #[test]
     fn slower_beyond_tolerance_regresses() {
         let base = Baseline::of(&run(10.0, 500, 0), 10.0);
-        // 10 ms + 10 % + 2 ms slack = 13 ms allowed.
-        let g = gate(&run(12.9, 500, 0), &base, None).unwrap();
+        // 10 ms + 10 % + 0.1 ms slack = 11.1 ms allowed.
+        let g = gate(&run(11.0, 500, 0), &base, None).unwrap();
         let row = g.rows.iter().find(|r| r.metric == "fanout_p95_ms").unwrap();
         assert!(row.pass);
-        assert!((row.limit - 13.0).abs() < 1e-9);
-        let g = gate(&run(13.5, 500, 0), &base, None).unwrap();
+        assert!((row.limit - 11.1).abs() < 1e-9);
+        assert_eq!(g.verdict_line(), "gate: PASS");
+        let g = gate(&run(11.5, 500, 0), &base, None).unwrap();
         assert!(g.regressed());
+        assert!(
+            g.verdict_line().starts_with("gate: REGRESSED ")
+                && g.verdict_line()
+                    .contains("fanout_p95_ms +15 % (10.000 → 11.500, limit 11.100)"),
+            "{}",
+            g.verdict_line()
+        );
+        // A doubling of a small p95 no longer hides in the slack.
+        let small = Baseline::of(&run(1.149, 500, 0), 10.0);
+        assert!(gate(&run(2.297, 500, 0), &small, None).unwrap().regressed());
         let g = gate(&run(10.0, 400, 1), &base, None).unwrap();
         let failed: Vec<&str> = g
             .rows
@@ -316,7 +409,7 @@ mod tests {
         let base = Baseline::of(&run(10.0, 500, 0), 10.0);
         let g = gate(&run(5.0, 900, 0), &base, None).unwrap();
         assert!(!g.regressed());
-        let g = gate(&run(16.0, 500, 0), &base, Some(50.0)).unwrap();
+        let g = gate(&run(15.0, 500, 0), &base, Some(50.0)).unwrap();
         assert!(!g.regressed(), "{}", g.table());
     }
 
@@ -337,7 +430,7 @@ mod tests {
             p95.tolerance,
             Tolerance {
                 pct: 15.0,
-                abs: 2.0
+                abs: LATENCY_SLACK_MS
             }
         );
         // Throughput: median 500, worst 490 (−2 %) → 6 %, floored at 10 %.
@@ -347,6 +440,38 @@ mod tests {
             Tolerance { pct: 0.0, abs: 0.0 }
         );
         assert!(base.machine.ends_with("4 run(s)"));
+        assert!(base.noisy().is_empty());
+        let noisy = Baseline::of_runs(
+            &[run(10.0, 500, 0), run(40.0, 500, 0), run(10.0, 500, 0)],
+            10.0,
+        );
+        let warnings = noisy.noisy();
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "fanout_p95_ms: the runs disagree so much that its tolerance is 900 %"
+            )),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn an_interrupted_run_or_another_effective_scenario_is_refused() {
+        let base = Baseline::of(&run(10.0, 500, 0), 10.0);
+        let mut cut = run(10.0, 500, 0);
+        cut.partial = true;
+        cut.ended = tierlab_record::Ended::Interrupted;
+        let err = gate(&cut, &base, None).unwrap_err().to_string();
+        assert!(err.contains("ended: Interrupted, partial"), "{err}");
+        let mut longer = run(10.0, 500, 0);
+        longer.scenario.text = longer.scenario.text.replace("4s", "40s");
+        let err = gate(&longer, &base, None).unwrap_err().to_string();
+        assert!(err.contains("whose `load.stages` differs"), "{err}");
+        let mut saturated = run(10.0, 500, 0);
+        saturated.generator.saturated = true;
+        assert!(matches!(
+            gate(&saturated, &base, None),
+            Err(ReportError::Unfit(_))
+        ));
     }
 
     #[test]

@@ -6,9 +6,11 @@ use std::fmt::Write as _;
 use crate::html::escape;
 use crate::report::Report;
 
-struct Case {
-    name: String,
-    failure: Option<String>,
+/// One test case: its name and, when it failed, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub name: String,
+    pub failure: Option<String>,
 }
 
 fn cases(report: &Report) -> Vec<Case> {
@@ -56,17 +58,24 @@ fn cases(report: &Report) -> Vec<Case> {
 }
 
 pub fn render(report: &Report) -> String {
-    let cases = cases(report);
+    suite(
+        &format!("tierlab.{}", report.run.scenario.name),
+        report.run.summary.duration_s,
+        &cases(report),
+    )
+}
+
+/// A JUnit document of one suite named `name` that took `seconds`.
+pub fn suite(name: &str, seconds: f64, cases: &[Case]) -> String {
     let failures = cases.iter().filter(|c| c.failure.is_some()).count();
-    let suite = escape(&format!("tierlab.{}", report.run.scenario.name));
+    let suite = escape(name);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
-        "<testsuites><testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        "<testsuites><testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failures}\" time=\"{seconds:.3}\">",
         cases.len(),
-        report.run.summary.duration_s
     );
-    for case in &cases {
+    for case in cases {
         let name = escape(&case.name);
         match &case.failure {
             None => {

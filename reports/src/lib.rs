@@ -3,6 +3,7 @@
 //! with plotters charts, Markdown for CI summaries, JUnit XML — plus
 //! baselines and the regression gate CI runs.
 
+pub mod ab;
 pub mod capacity;
 pub mod capacity_page;
 pub mod charts;
@@ -42,6 +43,8 @@ pub enum ReportError {
     Chart(String),
     #[error("not like with like: the run is {run}, the baseline {baseline}")]
     Mismatch { run: String, baseline: String },
+    #[error("not fit to gate: {0}")]
+    Unfit(String),
     #[error("plan: {0}")]
     Plan(String),
     #[error("cannot write {path}: {source}")]

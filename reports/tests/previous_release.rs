@@ -1,6 +1,8 @@
 //! Runs written by the previous release (commit 3137114, before the run
 //! record had a crate of its own) still load and render: a smoke run and a
-//! replica-kill drill, as `tierlab run` wrote them on 2026-12-01.
+//! replica-kill drill, as its `tierlab run` wrote them (recorded again on
+//! 2026-12-02 with that commit built, since the first recording's
+//! `latency.hlog` was never committed).
 
 #![allow(clippy::unwrap_used)]
 

@@ -139,6 +139,10 @@ pub struct Args {
     /// WebSocket write buffer per connection, bytes (frames are batched up to this).
     #[arg(long, env = "TIERLAB_WS_WRITE_BUFFER", default_value_t = 8192)]
     pub ws_write_buffer: usize,
+    /// A known regression for proving the A/B gate: CPU time burnt for
+    /// every event handed to a member. Never set in production.
+    #[arg(long, env = "TIERLAB_SPEND_PER_DELIVERY", hide = true, value_parser = humantime::parse_duration)]
+    pub spend_per_delivery: Option<Duration>,
 }
 
 /// Validated settings; built once by [`Config::from_args`].
@@ -174,6 +178,8 @@ pub struct Config {
     pub ws_read_buffer: usize,
     pub ws_write_buffer: usize,
     pub workers: usize,
+    /// See [`Args::spend_per_delivery`]; zero unless asked.
+    pub spend_per_delivery: Duration,
 }
 
 /// A flag combination that cannot work.
@@ -313,6 +319,7 @@ impl Config {
             workers: args
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            spend_per_delivery: args.spend_per_delivery.unwrap_or_default(),
         })
     }
 

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -151,6 +152,7 @@ fn offer(member: &Member, delivery: &Delivery, metrics: &Metrics) -> bool {
     match member.outbox.try_send(delivery.frame.clone()) {
         Ok(()) => {
             metrics.events_out.inc();
+            spend();
             true
         }
         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -159,6 +161,31 @@ fn offer(member: &Member, delivery: &Delivery, metrics: &Metrics) -> bool {
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Nanoseconds of CPU burnt per delivery (`--spend-per-delivery`, a known
+/// regression that proves the A/B gate). Process-wide, since a process has
+/// one hub and the knob must reach the innermost loop without a parameter
+/// in every call on the way; zero — one relaxed load — unless asked.
+static SPEND_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the CPU time every later delivery burns.
+pub fn spend_per_delivery(time: Duration) {
+    SPEND_NS.store(
+        u64::try_from(time.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+fn spend() {
+    let ns = SPEND_NS.load(Ordering::Relaxed);
+    if ns == 0 {
+        return;
+    }
+    let until = Instant::now() + Duration::from_nanos(ns);
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
 

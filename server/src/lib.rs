@@ -82,6 +82,7 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let bound = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
+    hub::spend_per_delivery(config.spend_per_delivery);
     let background = CancellationToken::new();
     let (bus_tx, bus_rx) = mpsc::unbounded_channel();
     let store: Arc<dyn Store> = match config.state {

@@ -60,10 +60,24 @@ impl Lane {
 #[derive(Debug, Default)]
 pub struct Control {
     stop: Cell<bool>,
+    /// Stopped by the end of the run (after the drain), not sent away
+    /// earlier by a ramp-down or a session's end: it stayed to the end.
+    at_end: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Control {
+    /// Stops the player because the run is over.
+    pub fn finish(&self) {
+        self.at_end.set(true);
+        self.stop();
+    }
+
+    /// Whether the player was stopped by the end of the run.
+    pub fn stayed_to_the_end(&self) -> bool {
+        self.at_end.get()
+    }
+
     pub fn stop(&self) {
         self.stop.set(true);
         if let Some(waker) = self.waker.borrow_mut().take() {
@@ -292,7 +306,7 @@ async fn serve(arena: Arc<Arena>, mut inbox: mpsc::UnboundedReceiver<Command>) {
             }
             Command::Finish { within, reply } => {
                 for control in players.values() {
-                    control.stop();
+                    control.finish();
                 }
                 let _ = tokio::time::timeout(within, async {
                     while tasks.join_next().await.is_some() {}
@@ -305,4 +319,22 @@ async fn serve(arena: Arc<Arena>, mut inbox: mpsc::UnboundedReceiver<Command>) {
         }
     }
     pacing.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Control;
+
+    #[test]
+    fn only_the_end_of_the_run_makes_a_player_stay_to_the_end() {
+        // A ramp-down's stop that the player only gets to after the run
+        // went quiet still means it left: others acted after it stopped
+        // reading, and it is not owed their events.
+        let sent_away = Control::default();
+        sent_away.stop();
+        assert!(sent_away.is_stopped() && !sent_away.stayed_to_the_end());
+        let at_end = Control::default();
+        at_end.finish();
+        assert!(at_end.is_stopped() && at_end.stayed_to_the_end());
+    }
 }

@@ -155,13 +155,13 @@ pub async fn play(arena: Arc<Arena>, lane: Rc<Lane>, seat: Seat, control: Rc<Con
     loop {
         match player.session(&mut held).await {
             Ending::Stop => {
-                // Stopped after the run went quiet and drained: it stayed to
-                // the end and is owed every acked event. Stopped earlier (a
-                // ramp-down): it left, and is owed only what came before.
-                // Decided as it stops reading: a goodbye that takes until
-                // after the run went quiet must not make it owed what it
-                // could no longer read.
-                held.seen.set_stayed(player.arena.is_quiescing());
+                // Stopped by the end of the run, after the drain: it stayed
+                // to the end and is owed every acked event. Sent away earlier
+                // (a ramp-down, its session's end) — even if it only got to
+                // stop once the run went quiet — it left, and is owed only
+                // what came before: others kept acting after it stopped
+                // reading.
+                held.seen.set_stayed(player.control.stayed_to_the_end());
                 player.leave(&mut held).await;
                 player.end_seat(held);
                 return;

@@ -225,7 +225,9 @@ async fn drive(
     recorder.record.http = setup_http;
     let spawner = Spawner::new(scenario, seats(scenario, topology, &rooms));
     let traffic = lobby(scenario, topology, recorder.rooms());
-    let sampler = topology.sampler_targets().map(Sampler::start);
+    let sampler = topology
+        .sampler_targets()
+        .map(|targets| Sampler::start(targets, arena.started));
     let (fault_events, faults) = mpsc::unbounded_channel();
     let drill_stop = CancellationToken::new();
     let load = async {

@@ -23,6 +23,8 @@ use crate::stats::{Ledger, Tally};
 const SPAWN_TICK: Duration = Duration::from_millis(50);
 /// How long the drain waits after the last ack for that act's fan-out.
 const ACK_SETTLE: Duration = Duration::from_secs(1);
+/// How long past the drain a late ack (a stalled fsync) is still waited for.
+const LATE_ACK: Duration = Duration::from_secs(3);
 /// How often the drain asks the lanes when their last ack came.
 const DRAIN_TICK: Duration = Duration::from_millis(100);
 
@@ -98,18 +100,21 @@ async fn run_load(
 
 /// Players stop acting; events in flight arrive. An ack that comes late
 /// in the drain (a slow fsync) has its fan-out still on the way: the drain
-/// goes on until `ACK_SETTLE` after the last ack, by `ACK_SETTLE` at most.
+/// goes on until `ACK_SETTLE` after the last ack. Acks are waited for until
+/// `LATE_ACK` past the drain; the last of them still gets its full settle,
+/// so no member stops reading while an acked event is on its way to it.
 async fn settle(drain: Duration, lanes: &Lanes, arena: &Arena) {
     arena.quiesce();
     let drained = Instant::now() + drain;
-    let limit = drained + ACK_SETTLE;
+    let acks_until = drained + LATE_ACK;
     loop {
         let now = Instant::now();
         let last_ack = lanes.last_ack().await.map(Instant::from_std);
         let quiet_at = last_ack.map_or(drained, |at| (at + ACK_SETTLE).max(drained));
-        if now >= quiet_at.min(limit) {
+        let until = quiet_at.min(acks_until + ACK_SETTLE);
+        if now >= until {
             return;
         }
-        tokio::time::sleep(DRAIN_TICK.min(quiet_at.min(limit) - now)).await;
+        tokio::time::sleep(DRAIN_TICK.min(until - now)).await;
     }
 }

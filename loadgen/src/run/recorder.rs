@@ -88,6 +88,12 @@ impl Recorder {
                     return;
                 };
                 self.fault_rows.insert(fault, faults_seen.len());
+                self.progress.line(&format!(
+                    "fault `{}` began at {:.1}s: {}",
+                    spec.name,
+                    at.as_secs_f64(),
+                    drill::describe(spec)
+                ));
                 faults_seen.push(FaultRecord {
                     name: spec.name.clone(),
                     kind: spec.kind,
@@ -100,6 +106,8 @@ impl Recorder {
             FaultEvent::Ended { fault, at } => {
                 if let Some(row) = self.fault_row(fault) {
                     row.end_s = Some(at.as_secs_f64());
+                    let line = format!("fault `{}` ended at {:.1}s", row.name, at.as_secs_f64());
+                    self.progress.line(&line);
                 }
             }
             FaultEvent::Failed { fault, error } => {
@@ -147,10 +155,18 @@ impl Recorder {
             return;
         }
         let last = self.record.timeseries.last();
+        // Past the plan the run is draining: the clock never passes its total.
+        let clock = if elapsed > self.planned {
+            format!(
+                "{}s/{}s draining",
+                self.planned.as_secs(),
+                self.planned.as_secs()
+            )
+        } else {
+            format!("{:>4}s/{}s", elapsed.as_secs(), self.planned.as_secs())
+        };
         self.progress.status(&format!(
-            "[{:>4}s/{}s] players {:>6}  acts/s {:>6}  events/s {:>7}  p95 fan-out {:>7.1} ms  errors {}",
-            elapsed.as_secs(),
-            self.planned.as_secs(),
+            "[{clock}] players {:>6}  acts/s {:>6}  events/s {:>7}  p95 fan-out {:>7.1} ms  errors {}",
             online,
             window.acts,
             window.deliveries,

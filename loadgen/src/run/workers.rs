@@ -84,7 +84,11 @@ async fn drive(
         path: text.clone(),
         source,
     })?;
-    let sampler = topology.sampler_targets().map(Sampler::start);
+    // The workers' clock starts when they all start together.
+    let origin = std::time::Instant::now() + START_GRACE;
+    let sampler = topology
+        .sampler_targets()
+        .map(|targets| Sampler::start(targets, origin));
     let start_at = unix_seconds(SystemTime::now() + START_GRACE);
     let overrides = overrides(scenario, topology);
     let mut children = Vec::new();

@@ -103,3 +103,27 @@ fn the_fanout_p95_threshold_is_found() {
     assert_eq!(Slo::fanout_p95_ms(&slos), Some(40.0));
     assert_eq!(Slo::fanout_p95_ms(&slos[..2]), None);
 }
+
+#[test]
+fn objectives_no_run_could_pass_or_fail_are_refused() {
+    for (text, why) in [
+        ("lost < 0", "can never be < 0"),
+        ("p95(fanout) < -1ms", "never negative"),
+        ("errors < 150%", "at most 100 %"),
+        ("errors > 100%", "can never be > 100"),
+        ("errors <= 100%", "always <= 100"),
+        ("p99(ack) >= 0ms", "always >= 0"),
+        ("duplicated < 0.5", "whole numbers"),
+    ] {
+        let err = Slo::parse(text).unwrap_err().to_string();
+        assert!(err.contains(why), "{text}: {err}");
+    }
+    for fine in [
+        "lost = 0",
+        "errors < 100%",
+        "p95(fanout) < 0.5ms",
+        "duplicated <= 0",
+    ] {
+        assert!(Slo::parse(fine).is_ok(), "{fine}");
+    }
+}

@@ -7,7 +7,10 @@ use tierlab_record::setup::{StateMode, Via};
 use tierlab_record::{FaultRecord, FaultVerdict, Percentiles, Second, SloVerdict, Verdict};
 
 fn run() -> RunRecord {
-    let mut run = RunRecord::default();
+    let mut run = RunRecord {
+        ended: tierlab_record::Ended::Completed,
+        ..RunRecord::default()
+    };
     run.scenario.name = "unit".into();
     run.scenario.text = "name = \"unit\" # <not html>".into();
     run.topology.replicas = 3;
