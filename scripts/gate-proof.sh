@@ -28,7 +28,7 @@ trial() {
     --rounds 3 --out "$dir" > "$dir.log" 2>&1 || true
   echo "$(basename "$dir"): $(tail -1 "$dir.log")"
 }
-for i in $(seq -w 1 "$trials"); do
+for i in $(seq -f "%02g" 1 "$trials"); do
   trial "$out/$i-aa" "$bin/server-again"
   trial "$out/$i-ab-$spend" "$bin/server-spend-$spend"
 done

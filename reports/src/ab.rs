@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tierlab_record::{Ended, RunRecord, Second};
 
-use crate::junit::{self, Case};
+use crate::effective::{effective_scenario, first_difference};
 
 /// Held seconds skipped at the start of the hold: the load has just
 /// reached its peak and queues are still filling.
@@ -199,40 +199,6 @@ pub fn unfit(run: &RunRecord) -> Option<String> {
         return Some(format!(
             "only {usable} usable held second(s), {MIN_SECONDS} needed (seconds with CPU steal above {MAX_STEAL_PCT} % do not count)"
         ));
-    }
-    None
-}
-
-/// The scenario a run really ran (its text after `--set`), without what
-/// names the build under test.
-pub fn effective_scenario(run: &RunRecord) -> Result<toml::Table, String> {
-    let mut table: toml::Table = run
-        .scenario
-        .text
-        .parse()
-        .map_err(|e| format!("its scenario text does not parse: {e}"))?;
-    if let Some(toml::Value::Table(topology)) = table.get_mut("topology") {
-        for key in ["server_bin", "urls", "kind"] {
-            topology.remove(key);
-        }
-    }
-    Ok(table)
-}
-
-/// The first key (dotted) whose value differs between two scenarios.
-pub fn first_difference(a: &toml::Table, b: &toml::Table, prefix: &str) -> Option<String> {
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for key in keys {
-        let path = format!("{prefix}{key}");
-        match (a.get(key), b.get(key)) {
-            (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
-                if let Some(d) = first_difference(x, y, &format!("{path}.")) {
-                    return Some(d);
-                }
-            }
-            (x, y) if x != y => return Some(path),
-            _ => {}
-        }
     }
     None
 }
@@ -557,105 +523,9 @@ impl AbReport {
             .filter(|r| r.arm == arm && r.unfit.is_none())
             .count()
     }
-
-    pub fn markdown(&self) -> String {
-        use std::fmt::Write as _;
-        let mut md = format!(
-            "## A/B gate: {}\n\nBaseline (A) `{}` against candidate (B) `{}`; {} and {} runs counted; minimum effect {} %.\n\n",
-            self.scenario,
-            self.baseline,
-            self.candidate,
-            self.counted(Arm::Baseline),
-            self.counted(Arm::Candidate),
-            self.min_effect_pct
-        );
-        md.push_str(
-            "| metric | A | B | effect | 95 % CI | verdict |\n|---|---:|---:|---:|---:|---|\n",
-        );
-        for c in &self.comparisons {
-            let _ = writeln!(
-                md,
-                "| {} | {:.3} {u} | {:.3} {u} | {:+.1} % | {:+.1} … {:+.1} % | {} |",
-                c.metric.label(),
-                c.baseline,
-                c.candidate,
-                c.effect_pct,
-                c.ci_pct.0,
-                c.ci_pct.1,
-                change_word(c.change),
-                u = c.metric.unit()
-            );
-        }
-        for run in self.runs.iter().filter(|r| r.unfit.is_some()) {
-            let _ = writeln!(
-                md,
-                "\n- `{}` did not count: {}",
-                run.dir,
-                run.unfit.as_deref().unwrap_or_default()
-            );
-        }
-        let _ = writeln!(md, "\n**{}**", self.verdict_line());
-        md
-    }
-
-    pub fn junit(&self, seconds: f64) -> String {
-        let mut cases: Vec<Case> = self
-            .comparisons
-            .iter()
-            .map(|c| Case {
-                name: format!("ab: {}", c.metric.label()),
-                failure: (c.change == Change::Regression).then(|| c.sentence()),
-            })
-            .collect();
-        cases.extend(self.failed_slos.iter().map(|slo| Case {
-            name: format!("slo: {slo}"),
-            failure: Some("failed".into()),
-        }));
-        if let Verdict::Refused(reason) = &self.verdict {
-            cases.push(Case {
-                name: "ab: runs comparable".into(),
-                failure: Some(reason.clone()),
-            });
-        }
-        junit::suite(&format!("tierlab.ab.{}", self.scenario), seconds, &cases)
-    }
-
-    /// The comparison table for a terminal.
-    pub fn table(&self) -> String {
-        let mut out = format!(
-            "{:<38} {:>10} {:>10} {:>8}  {:>17}  verdict\n",
-            "metric", "A", "B", "effect", "95 % CI"
-        );
-        for c in &self.comparisons {
-            out.push_str(&format!(
-                "{:<38} {:>10.3} {:>10.3} {:>+7.1}%  {:>+7.1} … {:>+6.1}%  {}\n",
-                format!("{} ({})", c.metric.label(), c.metric.unit()),
-                c.baseline,
-                c.candidate,
-                c.effect_pct,
-                c.ci_pct.0,
-                c.ci_pct.1,
-                change_word(c.change)
-            ));
-        }
-        for run in self.runs.iter().filter(|r| r.unfit.is_some()) {
-            out.push_str(&format!(
-                "{} did not count: {}\n",
-                run.dir,
-                run.unfit.as_deref().unwrap_or_default()
-            ));
-        }
-        out
-    }
 }
 
-fn change_word(change: Change) -> &'static str {
-    match change {
-        Change::Regression => "REGRESSED",
-        Change::Improvement => "improved",
-        Change::NoChange => "ok",
-    }
-}
+mod render;
 
 #[cfg(test)]
 mod tests;

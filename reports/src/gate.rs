@@ -282,9 +282,9 @@ pub fn gate(
     if !baseline.scenario_text.is_empty() {
         let mut stored = run.clone();
         stored.scenario.text = baseline.scenario_text.clone();
-        let key = crate::ab::effective_scenario(run)
-            .and_then(|a| Ok((a, crate::ab::effective_scenario(&stored)?)))
-            .map(|(a, b)| crate::ab::first_difference(&a, &b, ""))
+        let key = crate::effective::effective_scenario(run)
+            .and_then(|a| Ok((a, crate::effective::effective_scenario(&stored)?)))
+            .map(|(a, b)| crate::effective::first_difference(&a, &b, ""))
             .map_err(ReportError::Unfit)?;
         if let Some(key) = key {
             return Err(ReportError::Mismatch {

@@ -8,6 +8,7 @@ pub mod capacity;
 pub mod capacity_page;
 pub mod charts;
 pub mod compare;
+pub mod effective;
 pub mod figures;
 pub mod gate;
 pub mod html;
