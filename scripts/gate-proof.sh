@@ -33,5 +33,5 @@ for i in $(seq -f "%02g" 1 "$trials"); do
   trial "$out/$i-ab-$spend" "$bin/server-spend-$spend"
 done
 "$bin/tierlab" figures --section gate-proof --into docs/performance.md \
-  --command "just gate-proof $trials $spend" "$out"/*-aa "$out"/*-ab-* > /dev/null
+  --command "just gate-proof $trials $spend" "$out"/*-aa/ "$out"/*-ab-*/ > /dev/null
 echo "gate-proof: docs/performance.md updated from $out"

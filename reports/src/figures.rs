@@ -64,7 +64,7 @@ impl Source {
 /// as `context`).
 pub fn block(section: &str, command: &str, sources: &[Source], context: &Context) -> String {
     let mut md = format!(
-        "<!-- figures:{section} (written by `tierlab figures`; `just docs-figures` measures and writes it again) -->\n"
+        "<!-- figures:{section} (written by `tierlab figures` from the records of the command named below, which measures and writes it again) -->\n"
     );
     let _ = writeln!(
         md,
