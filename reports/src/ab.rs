@@ -173,8 +173,9 @@ pub fn usable_seconds(run: &RunRecord) -> Vec<&Second> {
         .collect()
 }
 
-/// Why `run` cannot stand for its build, if it cannot.
-pub fn unfit(run: &RunRecord) -> Option<String> {
+/// Why `run` says little about any build, if it does: it did not run to the
+/// end, or its generator measured itself. Both gates refuse such a run.
+pub fn incomplete(run: &RunRecord) -> Option<String> {
     if run.partial || run.ended != Ended::Completed {
         return Some(format!(
             "it did not run to the end of its load shape (ended: {:?}{})",
@@ -184,6 +185,14 @@ pub fn unfit(run: &RunRecord) -> Option<String> {
     }
     if run.generator.saturated {
         return Some("the generator saturated: it measured itself".into());
+    }
+    None
+}
+
+/// Why `run` cannot stand for its build in an A/B gate, if it cannot.
+pub fn unfit(run: &RunRecord) -> Option<String> {
+    if let Some(why) = incomplete(run) {
+        return Some(why);
     }
     let (lag, fanout) = (&run.summary.send_lag_ms, &run.summary.fanout_ms);
     if lag.count > 0 && lag.p95 > MAX_SEND_LAG_SHARE * fanout.p95 {
@@ -387,9 +396,10 @@ fn comparable(runs: &[(Arm, String, RunRecord)]) -> Result<(), String> {
     let Some((_, first_dir, first)) = runs.first() else {
         return Err("no runs".into());
     };
-    let reference = effective_scenario(first).map_err(|e| format!("{first_dir}: {e}"))?;
+    let reference =
+        effective_scenario(&first.scenario.text).map_err(|e| format!("{first_dir}: {e}"))?;
     for (_, dir, run) in &runs[1..] {
-        let scenario = effective_scenario(run).map_err(|e| format!("{dir}: {e}"))?;
+        let scenario = effective_scenario(&run.scenario.text).map_err(|e| format!("{dir}: {e}"))?;
         if let Some(key) = first_difference(&reference, &scenario, "") {
             return Err(format!(
                 "{dir} and {first_dir} ran different scenarios (`{key}` differs): not like with like"

@@ -2,14 +2,11 @@
 //! without the keys that only name the build under test — what two runs
 //! must share to be compared (by the A/B gate and by a stored baseline).
 
-use tierlab_record::RunRecord;
-
-/// The scenario a run really ran (its text after `--set`), without what
-/// names the build under test.
-pub fn effective_scenario(run: &RunRecord) -> Result<toml::Table, String> {
-    let mut table: toml::Table = run
-        .scenario
-        .text
+/// The scenario a run really ran, from its text after `--set` (the
+/// record's `scenario.text`, or a baseline's), without what names the
+/// build under test.
+pub fn effective_scenario(text: &str) -> Result<toml::Table, String> {
+    let mut table: toml::Table = text
         .parse()
         .map_err(|e| format!("its scenario text does not parse: {e}"))?;
     if let Some(toml::Value::Table(topology)) = table.get_mut("topology") {

@@ -267,24 +267,19 @@ pub fn gate(
             baseline: baseline.topology.clone(),
         });
     }
-    if run.partial || run.ended != tierlab_record::Ended::Completed {
-        return Err(ReportError::Unfit(format!(
-            "the run did not run to the end of its load shape (ended: {:?}{}): it says little about the build",
-            run.ended,
-            if run.partial { ", partial" } else { "" }
-        )));
-    }
-    if run.generator.saturated {
-        return Err(ReportError::Unfit(
-            "the run's generator saturated: it measured itself".into(),
-        ));
+    if let Some(why) = crate::ab::incomplete(run) {
+        return Err(ReportError::Unfit(format!("the run: {why}")));
     }
     if !baseline.scenario_text.is_empty() {
-        let mut stored = run.clone();
-        stored.scenario.text = baseline.scenario_text.clone();
-        let key = crate::effective::effective_scenario(run)
-            .and_then(|a| Ok((a, crate::effective::effective_scenario(&stored)?)))
-            .map(|(a, b)| crate::effective::first_difference(&a, &b, ""))
+        use crate::effective::{effective_scenario, first_difference};
+        let key = effective_scenario(&run.scenario.text)
+            .and_then(|a| {
+                Ok(first_difference(
+                    &a,
+                    &effective_scenario(&baseline.scenario_text)?,
+                    "",
+                ))
+            })
             .map_err(ReportError::Unfit)?;
         if let Some(key) = key {
             return Err(ReportError::Mismatch {
