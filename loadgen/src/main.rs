@@ -540,6 +540,7 @@ fn capacity(
     let mut stdout = reserve_stdout();
     match runtime.block_on(sweep(&scenario, &options)) {
         Ok(json) => {
+            print_capacity_verdicts(&json);
             let _ = writeln!(stdout, "{}", json.display());
             ExitCode::SUCCESS
         }
@@ -552,6 +553,18 @@ fn capacity(
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Each configuration's verdict sentence and where the page is, on the
+/// terminal (stdout keeps the path of `capacity.json` for scripts).
+fn print_capacity_verdicts(json: &std::path::Path) {
+    let sweep: Option<tierlab_reports::capacity::Sweep> = std::fs::read(json)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    for verdict in sweep.iter().flat_map(|s| &s.verdicts) {
+        eprintln!("{}", verdict.sentence);
+    }
+    eprintln!("capacity report: {}", json.with_file_name("capacity.html").display());
 }
 
 fn compare(args: ScenarioArgs, output: OutputArgs) -> ExitCode {

@@ -4,9 +4,13 @@
 //! configurations, scaling efficiency and what shared state costs.
 //! `capacity.json` is this model serialized; `capacity_page` draws it.
 
-use serde::{Deserialize, Serialize};
-use tierlab_record::RunRecord;
+use std::collections::BTreeMap;
+use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+use tierlab_record::{Latency, ProcessUsage, RecordError, RunRecord, Slo, SloVerdict, Window};
+
+use crate::bottleneck::Bottleneck;
 use crate::knee;
 use crate::usl::{self, Usl};
 
@@ -24,7 +28,9 @@ pub enum Limit {
     MaxPlayers,
 }
 
-/// One step of a sweep, measured over its hold.
+/// One step of a sweep, judged over its hold only: the ramp and the first
+/// [`SETTLE_S`] seconds of the hold are the transient of reaching the load,
+/// not the steady state the step asks about, and are left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// Players asked for.
@@ -33,12 +39,17 @@ pub struct Step {
     pub players: f64,
     /// Median events delivered per second during the hold.
     pub throughput: f64,
-    /// Medians of the per-second percentiles during the hold.
+    /// Fan-out percentiles over the judged window (its seconds' histograms
+    /// added together).
     pub fanout_p50_ms: f64,
     pub fanout_p95_ms: f64,
     pub fanout_p99_ms: f64,
     pub error_rate_pct: f64,
     pub slo_pass: bool,
+    /// Every SLO met, errors under the limit, the generator not saturated:
+    /// the system held this step.
+    #[serde(default)]
+    pub held: bool,
     pub generator_cpu_pct: f64,
     pub generator_saturated: bool,
     /// CPU of every tierlab-server together (% of one core).
@@ -47,54 +58,128 @@ pub struct Step {
     pub redis_cpu_pct: Option<f64>,
     /// Commands per second of Redis, or of every shard together.
     pub redis_ops_per_s: Option<f64>,
+    /// The seconds of the run judged: `[judged_from_s, judged_to_s)`.
+    #[serde(default)]
+    pub judged_from_s: f64,
+    #[serde(default)]
+    pub judged_to_s: f64,
+    /// The scenario's SLOs over the judged window (latencies; errors and
+    /// the checker's counts are the whole run's).
+    #[serde(default)]
+    pub slo: Vec<SloVerdict>,
+    /// Median CPU of each process over the judged window, % of one core
+    /// (the generator as `generator`).
+    #[serde(default)]
+    pub cpu_pct: BTreeMap<String, f64>,
+    /// Cores of the machine the step ran on.
+    #[serde(default)]
+    pub cores: usize,
 }
+
+/// Seconds of a step's hold left out of its verdict, after the ramp.
+pub const SETTLE_S: f64 = 2.0;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The window of a step a verdict is taken on.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub from_s: f64,
+    pub to_s: f64,
+    /// The latencies of the seconds in the window, added.
+    pub latencies: Window,
+}
+
+impl Hold {
+    /// The window after a ramp of `ramp_s` and [`SETTLE_S`], to the end of
+    /// a hold of `hold_s`, read from the run's interval log in `dir`.
+    pub fn read(dir: &Path, ramp_s: f64, hold_s: f64) -> Result<Hold, RecordError> {
+        let (from_s, to_s) = (ramp_s + SETTLE_S, ramp_s + hold_s);
+        let path = dir.join(tierlab_record::hlog::FILE);
+        let (_, intervals) = tierlab_record::hlog::read(&path)?;
+        let mut latencies = Window::new();
+        for interval in &intervals {
+            let Some(latency) = interval.latency() else {
+                continue;
+            };
+            if interval.start >= from_s - 0.5 && interval.start < to_s - 0.5 {
+                latencies
+                    .add(latency, &interval.histogram)
+                    .map_err(|message| RecordError::Histogram {
+                        path: path.clone(),
+                        message,
+                    })?;
+            }
+        }
+        Ok(Hold {
+            from_s,
+            to_s,
+            latencies,
+        })
+    }
+
+    fn holds(&self, t: u64) -> bool {
+        (t as f64) >= self.from_s && (t as f64) < self.to_s
+    }
+}
+
 impl Step {
-    /// The step measured in `run`, whose hold began `ramp_s` in.
-    pub fn of(run: &RunRecord, offered: u32, ramp_s: f64) -> Step {
-        let hold: Vec<_> = run
-            .timeseries
-            .iter()
-            .filter(|s| s.t as f64 > ramp_s + 1.0 && s.players > 0)
-            .collect();
+    /// The step measured in `run` over `hold`, judged against `slos`.
+    pub fn of(
+        run: &RunRecord,
+        hold: &Hold,
+        offered: u32,
+        slos: &[Slo],
+        error_limit_pct: f64,
+    ) -> Step {
+        let held: Vec<_> = run.timeseries.iter().filter(|s| hold.holds(s.t)).collect();
         let pick =
-            |f: fn(&tierlab_record::Second) -> f64| median(hold.iter().map(|s| f(s)).collect());
-        let servers = run.processes.iter().filter(|p| p.name.starts_with("srv-"));
-        // "redis", or the shards "redis-1".. of a cluster (not a Sentinel's
-        // "redis-replica"): a shard's one thread is the limit, so the busiest
-        // shard's CPU counts, and the ops of all of them.
-        let redis: Vec<_> = run
+            |f: fn(&tierlab_record::Second) -> f64| median(held.iter().map(|s| f(s)).collect());
+        let mut cpu_pct: BTreeMap<String, f64> = run
             .processes
             .iter()
-            .filter(|p| {
-                p.name == "redis"
-                    || p.name
-                        .strip_prefix("redis-")
-                        .is_some_and(|n| n.parse::<u32>().is_ok())
-            })
+            .map(|p| (p.name.clone(), held_cpu(p, hold)))
             .collect();
-        let busiest = redis.iter().map(|p| p.cpu_pct_median).reduce(f64::max);
+        cpu_pct.insert("generator".into(), pick(|s| s.generator_cpu_pct));
+        let servers = run.processes.iter().filter(|p| p.is_replica());
+        // A shard's one thread is the limit, so the busiest shard's CPU
+        // counts, and the ops of all of them.
+        let redis: Vec<_> = run.processes.iter().filter(|p| p.is_redis_primary()).collect();
+        let busiest = redis.iter().map(|p| cpu_pct[&p.name]).reduce(f64::max);
         let ops: Vec<f64> = redis.iter().filter_map(|p| p.ops_per_s_median).collect();
-        Step {
+        let slo: Vec<SloVerdict> = slos.iter().map(|s| s.judge(run, &hold.latencies)).collect();
+        let fanout = hold.latencies.percentiles(Latency::Fanout);
+        let mut step = Step {
             offered,
             players: pick(|s| s.players as f64),
             throughput: pick(|s| s.events_delivered as f64),
-            fanout_p50_ms: pick(|s| s.fanout_ms.p50),
-            fanout_p95_ms: pick(|s| s.fanout_ms.p95),
-            fanout_p99_ms: pick(|s| s.fanout_ms.p99),
+            fanout_p50_ms: fanout.p50,
+            fanout_p95_ms: fanout.p95,
+            fanout_p99_ms: fanout.p99,
             error_rate_pct: run.summary.error_rate_pct,
-            slo_pass: run.slo.iter().all(|s| s.pass),
-            generator_cpu_pct: run.generator.cpu_pct_median,
+            slo_pass: slo.iter().all(|s| s.pass),
+            generator_cpu_pct: cpu_pct["generator"],
             generator_saturated: run.generator.saturated,
-            servers_cpu_pct: servers.map(|p| p.cpu_pct_median).sum(),
+            servers_cpu_pct: servers.map(|p| cpu_pct[&p.name]).sum(),
             redis_cpu_pct: busiest,
             redis_ops_per_s: (!ops.is_empty()).then(|| ops.iter().sum()),
-        }
+            judged_from_s: hold.from_s,
+            judged_to_s: hold.to_s,
+            slo,
+            cpu_pct,
+            cores: run.machine.cores,
+            held: false,
+        };
+        step.held = step.limit(error_limit_pct).is_none();
+        step
+    }
+
+    /// What was full while the step was held.
+    pub fn bottleneck(&self) -> Bottleneck {
+        Bottleneck::of(&self.cpu_pct, self.cores)
     }
 
     /// What this step ends the sweep with, if anything. A saturated
@@ -109,6 +194,22 @@ impl Step {
         } else {
             None
         }
+    }
+}
+
+/// A process's median CPU over the seconds of `hold` (its run median when
+/// the record has no per-second samples).
+fn held_cpu(p: &ProcessUsage, hold: &Hold) -> f64 {
+    let held: Vec<f64> = p
+        .by_second
+        .iter()
+        .filter(|s| hold.holds(s.t))
+        .filter_map(|s| s.cpu_pct)
+        .collect();
+    if held.is_empty() {
+        p.cpu_pct_median
+    } else {
+        median(held)
     }
 }
 
@@ -130,11 +231,37 @@ impl Config {
         if self.limit == Limit::Generator {
             return None;
         }
+        let below = self.first_failure().map_or(u32::MAX, |f| f.offered);
         self.steps
             .iter()
-            .filter(|s| s.slo_pass)
+            .filter(|s| s.held && s.offered < below)
             .map(|s| s.players)
             .fold(None, |best, p| Some(best.map_or(p, |b: f64| b.max(p))))
+    }
+
+    /// The lowest step that did not hold. A bisection can find a pass
+    /// above it (a lucky second on noisy cores); the capacity is what held
+    /// below every failure.
+    pub fn first_failure(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .filter(|s| !s.held)
+            .min_by_key(|s| s.offered)
+    }
+
+    /// The highest step that held below [`Config::first_failure`].
+    pub fn last_pass(&self) -> Option<&Step> {
+        let below = self.first_failure().map_or(u32::MAX, |f| f.offered);
+        self.steps
+            .iter()
+            .filter(|s| s.held && s.offered < below)
+            .max_by_key(|s| s.offered)
+    }
+
+    /// Adds a step, keeping the steps in order of players offered.
+    pub fn push(&mut self, step: Step) {
+        let at = self.steps.partition_point(|s| s.offered < step.offered);
+        self.steps.insert(at, step);
     }
 }
 
@@ -149,6 +276,9 @@ pub struct Verdict {
     /// Max players under SLO / (replicas × the 1-replica figure of the
     /// same state).
     pub scaling_efficiency: Option<f64>,
+    /// What it held, what broke next and what was full, in one sentence.
+    #[serde(default)]
+    pub sentence: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +321,7 @@ impl Sweep {
                         .zip(one_replica(&c.state))
                         .filter(|(_, one)| *one > 0.0)
                         .map(|(m, one)| m / (f64::from(c.replicas) * one)),
+                    sentence: crate::capacity_verdict::sentence(&scenario, c),
                 }
             })
             .collect();
@@ -235,11 +366,20 @@ pub(crate) fn sample_step(players: f64, p95: f64, pass: bool) -> Step {
         fanout_p99_ms: p95 * 2.0,
         error_rate_pct: 0.0,
         slo_pass: pass,
+        held: pass,
         generator_cpu_pct: 20.0,
         generator_saturated: false,
         servers_cpu_pct: 50.0,
         redis_cpu_pct: Some(10.0),
         redis_ops_per_s: Some(players * 3.0),
+        judged_from_s: 7.0,
+        judged_to_s: 25.0,
+        slo: Vec::new(),
+        cpu_pct: [("srv-1", 50.0), ("redis", 10.0), ("generator", 20.0)]
+            .into_iter()
+            .map(|(n, p)| (n.to_owned(), p))
+            .collect(),
+        cores: 2,
     }
 }
 

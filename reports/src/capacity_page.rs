@@ -47,6 +47,18 @@ pub fn render(sweep: &Sweep, plan: Option<&Plan>) -> Result<String, ReportError>
         sweep.scenario
     )));
     let _ = write!(page, "<h1>Capacity: {}</h1>", escape(&sweep.scenario));
+    for verdict in &sweep.verdicts {
+        let _ = write!(page, "<p class=\"verdict\">{}</p>", escape(&verdict.sentence));
+    }
+    if let Some(step) = sweep.configs.iter().flat_map(|c| &c.steps).next() {
+        let _ = write!(
+            page,
+            "<p>Each step is judged on its steady state: the seconds from {:.0} s to {:.0} s of its run, after its ramp and {:.0} s to settle (the ramp's transient is left out of the verdict). Errors and the checker's counts are the whole step's.</p>",
+            step.judged_from_s,
+            step.judged_to_s,
+            crate::capacity::SETTLE_S
+        );
+    }
     verdicts(&mut page, sweep);
     if let Some(cost) = shared_state_cost(sweep) {
         let _ = write!(page, "<p>{}</p>", escape(&cost));
@@ -218,7 +230,7 @@ fn steps(page: &mut String, sweep: &Sweep) {
                         ""
                     }
                 )),
-                Cell::Verdict(s.slo_pass),
+                Cell::Verdict(s.held),
             ]
         })
     });

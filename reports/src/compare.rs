@@ -26,7 +26,7 @@ pub struct FaultCost {
 /// The highest step of a sweep with every SLO met: where a system's CPU and
 /// memory are read.
 pub fn best_step(config: &Config) -> Option<&crate::capacity::Step> {
-    config.steps.iter().rev().find(|s| s.slo_pass)
+    config.last_pass()
 }
 
 /// One system's figures.
@@ -306,19 +306,10 @@ mod tests {
             steps: passing
                 .iter()
                 .map(|&players| Step {
-                    offered: players as u32,
-                    players,
-                    throughput: players * 10.0,
                     fanout_p50_ms: 2.0,
-                    fanout_p95_ms: 5.0,
-                    fanout_p99_ms: 9.0,
-                    error_rate_pct: 0.0,
-                    slo_pass: true,
-                    generator_cpu_pct: 20.0,
-                    generator_saturated: false,
-                    servers_cpu_pct: 50.0,
                     redis_cpu_pct: Some(5.0),
                     redis_ops_per_s: Some(1000.0),
+                    ..crate::capacity::sample_step(players, 5.0, true)
                 })
                 .collect(),
             limit,

@@ -4,8 +4,10 @@
 //! baselines and the regression gate CI runs.
 
 pub mod ab;
+pub mod bottleneck;
 pub mod capacity;
 pub mod capacity_page;
+pub mod capacity_verdict;
 pub mod charts;
 pub mod compare;
 pub mod effective;

@@ -358,6 +358,11 @@ pub struct CapacitySweep {
     /// A step whose errors pass this share of operations ends the sweep.
     #[serde(default = "CapacitySweep::default_error_limit")]
     pub error_limit_pct: f64,
+    /// Search instead of sweep: after the coarse steps, bisect between the
+    /// last step that held and the first that broke until they are this
+    /// many players apart (rounded to whole rooms).
+    #[serde(default)]
+    pub resolution: Option<u32>,
 }
 
 impl CapacitySweep {
@@ -380,6 +385,7 @@ impl Default for CapacitySweep {
             hold: CapacitySweep::default_hold(),
             max_players: None,
             error_limit_pct: CapacitySweep::default_error_limit(),
+            resolution: None,
         }
     }
 }

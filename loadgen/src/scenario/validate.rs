@@ -297,9 +297,14 @@ fn capacity(file: &ScenarioFile, p: &mut Problems) {
         "must be at least 1",
     );
     p.require(
+        c.resolution.is_none_or(|r| r >= file.population.players_per_room),
+        "capacity.resolution",
+        "must be at least one room of players (population.players_per_room): steps are whole rooms",
+    );
+    p.require(
         c.hold >= Duration::from_secs(3),
         "capacity.hold",
-        "must be 3s or more (the second after the ramp settles it; the rest is measured)",
+        "must be 3s or more (the first 2s after the ramp settle it and are not judged; the rest is)",
     );
     p.require(
         c.error_limit_pct > 0.0 && c.error_limit_pct <= 100.0,
