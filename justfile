@@ -1,6 +1,8 @@
 # Tierlab tasks. `just --list` shows them all.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+# Arguments reach recipes as "$@", quoting intact: --set 'load.stages=[{to=30,over="5s"}]' stays one argument.
+set positional-arguments
 
 tierlab := "target/release/tierlab"
 
@@ -22,36 +24,40 @@ test:
 build:
     cargo build --release --locked -p tierlab-server -p tierlab-loadgen
 
-# The main job: 3 replicas + Redis + HAProxy, ramp, hold, ramp down (< 5 min).
+# The main job: how many players tier 2 (3 replicas + Redis + HAProxy) holds on this machine, and what stops it: steps of 2,000, then a bisection to 250 (~3 min after the build) → the verdict and capacity.html.
 bench-tier2 *ARGS: build
-    {{tierlab}} run scenarios/tier2.toml {{ARGS}}
+    {{tierlab}} capacity scenarios/tier2.toml "$@"
+
+# Tier 2 under the fixed load of scenarios/tier2.toml: ramp, hold, ramp down (~4 min) → run.json and report.html.
+bench-tier2-fixed *ARGS: build
+    {{tierlab}} run scenarios/tier2.toml "$@"
 
 # The single-server baseline: one replica, memory state.
 bench-tier1 *ARGS: build
-    {{tierlab}} run scenarios/tier1.toml {{ARGS}}
+    {{tierlab}} run scenarios/tier1.toml "$@"
 
 # Server fan-out: rooms of 10 across 3 replicas + Redis, then the memory-mode baseline.
 bench-server *ARGS: build
-    {{tierlab}} run scenarios/bench-server.toml {{ARGS}}
-    {{tierlab}} run scenarios/bench-server.toml --set topology.state=memory --set topology.replicas=1 {{ARGS}}
+    {{tierlab}} run scenarios/bench-server.toml "$@"
+    {{tierlab}} run scenarios/bench-server.toml --set topology.state=memory --set topology.replicas=1 "$@"
 
 # Generator cost: memory per idle connected player (19,000), then CPU per event and send lag under load (5,000 acting players).
 bench-generator *ARGS: build
-    {{tierlab}} run scenarios/idle.toml --out runs/bench-generator/idle {{ARGS}}
-    {{tierlab}} run scenarios/generator.toml --out runs/bench-generator/active {{ARGS}}
+    {{tierlab}} run scenarios/idle.toml --out runs/bench-generator/idle "$@"
+    {{tierlab}} run scenarios/generator.toml --out runs/bench-generator/active "$@"
 
 # 50,000 idle players over as many generator processes as they need.
 bench-generator-50k *ARGS: build
-    {{tierlab}} run scenarios/idle-50k.toml --out runs/bench-generator/idle-50k {{ARGS}}
+    {{tierlab}} run scenarios/idle-50k.toml --out runs/bench-generator/idle-50k "$@"
 
 # The instrument's self-test: known delays on the players' links must move the measured latencies by themselves (null target, then tierlab-server).
 calibrate *ARGS: build
-    {{tierlab}} calibrate --out runs/calibrate/null {{ARGS}}
-    {{tierlab}} calibrate --target server --out runs/calibrate/server {{ARGS}}
+    {{tierlab}} calibrate --out runs/calibrate/null "$@"
+    {{tierlab}} calibrate --target server --out runs/calibrate/server "$@"
 
 # Run any scenario: just run scenarios/smoke.toml --set population.rooms=20
 run SCENARIO *ARGS: build
-    {{tierlab}} run {{SCENARIO}} {{ARGS}}
+    {{tierlab}} run {{SCENARIO}} "${@:2}"
 
 # Build the container images offline (debootstrap base, cached by recipe hash; server, redis, haproxy, loadgen).
 images: build
@@ -70,16 +76,16 @@ down-tier2:
 
 # tier 2 as containers started by tierlab (testcontainers), under the tier-2 load.
 bench-tier2-docker *ARGS: images
-    {{tierlab}} run scenarios/tier2-docker.toml {{ARGS}}
+    {{tierlab}} run scenarios/tier2-docker.toml "$@"
 
 # One replica by hand (add --state memory to run without Redis).
 serve *ARGS:
-    cargo run --release --locked -p tierlab-server -- {{ARGS}}
+    cargo run --release --locked -p tierlab-server -- "$@"
 
 # A fault drill: scenarios/drills/NAME.toml (failover-replica, redis-outage, redis-failover, partition, reconnect-storm).
 drill NAME *ARGS: build
-    {{tierlab}} run scenarios/drills/{{NAME}}.toml {{ARGS}}
-    @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential {{ARGS}}; fi
+    {{tierlab}} run scenarios/drills/{{NAME}}.toml "${@:2}"
+    @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential "${@:2}"; fi
 
 # The A/B gate CI runs after the tests: this checkout's tierlab-server (B, as it is on disk) against its previous commit's (A, from a throwaway worktree), both built alike into target/ab-builds, on scenarios/gate.toml interleaved A B B A A B on this machine. 0 pass, 98 a regression, 99 a run failed its SLOs, 2 could not compare. A regression must show in a second gate too, so one unlucky gate does not fail CI.
 gate *ARGS: build
@@ -87,14 +93,14 @@ gate *ARGS: build
     set -euo pipefail
     if ! git rev-parse --verify -q HEAD~1 >/dev/null; then echo "gate: no previous commit to gate against: skipped"; exit 0; fi
     once() { rm -rf "runs/gate-$1"; {{tierlab}} ab scenarios/gate.toml --baseline rev:HEAD~1 --candidate tree:. --out "runs/gate-$1" "${@:2}"; }
-    once 1 {{ARGS}} || { rc=$?; [ "$rc" -eq 98 ] || exit "$rc"; echo "gate: a regression in one gate; confirming with a second"; once 2 {{ARGS}}; }
+    once 1 "$@" || { rc=$?; [ "$rc" -eq 98 ] || exit "$rc"; echo "gate: a regression in one gate; confirming with a second"; once 2 "$@"; }
 
 # The gate against a stored baseline, where only one build is at hand: the smoke scenario against reports/baselines/smoke.json (absolute checks; see docs/scenarios.md for when to use which).
 gate-stored *ARGS:
     cargo build --workspace --bins --locked
     rm -rf runs/gate-smoke
     target/debug/tierlab run scenarios/smoke.toml --quiet --out runs/gate-smoke
-    target/debug/tierlab gate runs/gate-smoke --baseline reports/baselines/smoke.json {{ARGS}}
+    target/debug/tierlab gate runs/gate-smoke --baseline reports/baselines/smoke.json "$@"
 
 # Measure and write the figure blocks of docs/performance.md again (each names the command that measured it): calibration, the generator, the A/B gate's proof. Long: run one section with `just calibrate` etc. and `tierlab figures` by hand.
 docs-figures: build
@@ -119,18 +125,18 @@ baseline-smoke:
 
 # Write report.html, report.md and junit.xml for a run directory.
 report RUN *ARGS:
-    cargo run --release --locked -q -p tierlab-loadgen -- report {{RUN}} {{ARGS}}
+    cargo run --release --locked -q -p tierlab-loadgen -- report {{RUN}} "${@:2}"
 
 # Capacity sweep of tier 1 (memory, 1 replica) and tier 2 (redis, 1–3 replicas): capacity.json + capacity.html.
 capacity *ARGS: build
-    {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis {{ARGS}}
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis "$@"
 
 # The reference server against python-socketio on one workload: a sweep and a drill each; compare.json + compare.html.
 compare *ARGS: build
     @python3 -c "import socketio, aiohttp, redis" 2>/dev/null || { echo "the python-socketio peer needs: python3 -m pip install -r scenarios/peers/requirements.txt"; exit 1; }
-    {{tierlab}} compare scenarios/compare-socketio.toml {{ARGS}}
+    {{tierlab}} compare scenarios/compare-socketio.toml "$@"
 
 # One Redis against a 3-shard Redis Cluster under the same 3 replicas (two sweeps, two capacity reports).
 capacity-cluster *ARGS: build
-    {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis {{ARGS}}
-    {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis --set topology.redis_shards=3 {{ARGS}}
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis "$@"
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 3 --state redis --set topology.redis_shards=3 "$@"

@@ -271,6 +271,7 @@ pub fn run(
             .arg("run")
             .arg(&plan.scenario)
             .arg("--quiet")
+            .arg("--no-report")
             .arg("--out")
             .arg(&dir);
         for set in plan.sets.iter().chain(&prepared.sets) {

@@ -166,7 +166,13 @@ impl Searching<'_> {
         let sweep = &scenario.capacity;
         let hold = Hold::read(&dir, sweep.ramp.as_secs_f64(), sweep.hold.as_secs_f64())
             .map_err(|e| step_error(e.to_string()))?;
-        let measured = Step::of(&record, &hold, players, &scenario.slo, sweep.error_limit_pct);
+        let measured = Step::of(
+            &record,
+            &hold,
+            players,
+            &scenario.slo,
+            sweep.error_limit_pct,
+        );
         let limit = measured.limit(sweep.error_limit_pct);
         options.progress.line(&format!(
             "capacity {label}: {players} players {} (p95 fan-out {:.1} ms over {:.0}–{:.0} s)",

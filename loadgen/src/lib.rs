@@ -17,6 +17,7 @@ pub mod probe;
 pub mod progress;
 pub mod proxy;
 pub mod run;
+pub mod run_log;
 pub mod sampler;
 pub mod scenario;
 pub mod shape;

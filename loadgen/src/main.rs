@@ -106,6 +106,9 @@ enum Command {
         /// the players need at one descriptor each).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
         workers: Option<u16>,
+        /// Do not write report.html, report.md and junit.xml at the end.
+        #[arg(long)]
+        no_report: bool,
     },
     /// Add the run directories of a sharded run's workers into one run.
     Merge {
@@ -269,13 +272,7 @@ fn percent(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing();
     let cli = Cli::parse();
     match cli.command {
         Command::Report { run, baseline } => report(&run, baseline.as_deref()),
@@ -369,9 +366,14 @@ fn main() -> ExitCode {
             rooms,
             lanes,
             workers,
+            no_report,
         } => {
             let start_at = start_at
                 .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(s.max(0.0)));
+            let ending = Ending {
+                summary: !output.quiet && shard.is_none(),
+                reports: !no_report && shard.is_none(),
+            };
             let options = RunOptions {
                 progress: output.progress(),
                 out: output.out,
@@ -382,7 +384,7 @@ fn main() -> ExitCode {
                 lanes: lanes.map(usize::from),
                 workers: workers.map(usize::from),
             };
-            run(&scenario, options)
+            run(&scenario, options, ending)
         }
     }
 }
@@ -461,7 +463,42 @@ fn merge(runs: &[PathBuf], out: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(args: &ScenarioArgs, mut options: RunOptions) -> ExitCode {
+/// What a run does once its record is written.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// The k6-style summary on the terminal (not with --quiet, not for a
+    /// shard: its merge has the whole run).
+    summary: bool,
+    /// report.html, report.md and junit.xml (not with --no-report, not for
+    /// a shard).
+    reports: bool,
+}
+
+impl Ending {
+    fn finish(self, dir: &std::path::Path) {
+        if self.summary {
+            if let Ok(record) = RunRecord::load(dir) {
+                let colour = std::io::stderr().is_terminal();
+                eprint!("{}", tierlab_reports::terminal::summary(&record, colour));
+            }
+        }
+        if self.reports {
+            match tierlab_reports::write_reports(dir, None) {
+                Ok(files) => {
+                    if let Some(html) = files
+                        .iter()
+                        .find(|f| f.extension().is_some_and(|e| e == "html"))
+                    {
+                        eprintln!("  report: {}", html.display());
+                    }
+                }
+                Err(e) => eprintln!("warning: the run's reports could not be written: {e}"),
+            }
+        }
+    }
+}
+
+fn run(args: &ScenarioArgs, mut options: RunOptions, ending: Ending) -> ExitCode {
     let (scenario, runtime) = match scenario_and_runtime(args) {
         Ok(both) => both,
         Err(code) => return code,
@@ -470,6 +507,7 @@ fn run(args: &ScenarioArgs, mut options: RunOptions) -> ExitCode {
     let mut stdout = reserve_stdout();
     match runtime.block_on(run::run(&scenario, &options)) {
         Ok((dir, outcome)) => {
+            ending.finish(&dir);
             let _ = writeln!(stdout, "{}", dir.display());
             ExitCode::from(match outcome {
                 Outcome::Passed => 0,
@@ -564,7 +602,10 @@ fn print_capacity_verdicts(json: &std::path::Path) {
     for verdict in sweep.iter().flat_map(|s| &s.verdicts) {
         eprintln!("{}", verdict.sentence);
     }
-    eprintln!("capacity report: {}", json.with_file_name("capacity.html").display());
+    eprintln!(
+        "capacity report: {}",
+        json.with_file_name("capacity.html").display()
+    );
 }
 
 fn compare(args: ScenarioArgs, output: OutputArgs) -> ExitCode {
@@ -771,12 +812,36 @@ fn gate(
 /// stdout carries one line, the run directory, for scripts to capture;
 /// whatever a library prints (goose announces its users) goes to stderr.
 fn reserve_stdout() -> Box<dyn Write> {
-    let moved = nix::unistd::dup(std::io::stdout())
-        .and_then(|saved| nix::unistd::dup2_stdout(std::io::stderr()).map(|()| saved));
-    match moved {
-        Ok(saved) => Box::new(std::fs::File::from(saved)),
+    match tierlab_loadgen::run_log::capture_stdout() {
+        Ok(saved) => Box::new(saved),
         Err(_) => Box::new(std::io::stdout()),
     }
+}
+
+/// Warnings on the terminal, but goose's (its launch lines, its WARNs)
+/// only in the run's log, with whatever else a run's libraries say at info.
+/// RUST_LOG replaces the terminal's filter.
+fn init_tracing() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let terminal = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,goose=off")),
+        );
+    let run_log = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(tierlab_loadgen::run_log::RunLog)
+        .with_filter(
+            Targets::new()
+                .with_target("goose", LevelFilter::INFO)
+                .with_default(LevelFilter::WARN),
+        );
+    tracing_subscriber::registry()
+        .with(terminal)
+        .with(run_log)
+        .init();
 }
 
 /// The first Ctrl-C or SIGTERM ends the run early (it still writes its

@@ -109,7 +109,8 @@ impl Bottleneck {
             Saturated::Nothing
         };
         let generator = roles.get(&Role::Generator).copied().unwrap_or(0.0);
-        let lower_bound = saturated == Saturated::Cores && used > 0.0 && generator / used >= GENERATOR_SHARE;
+        let lower_bound =
+            saturated == Saturated::Cores && used > 0.0 && generator / used >= GENERATOR_SHARE;
         let mut by_role: Vec<(Role, f64)> = roles.into_iter().collect();
         by_role.sort_by(|a, b| b.1.total_cmp(&a.1));
         Bottleneck {
@@ -199,7 +200,12 @@ mod tests {
     fn idle_cores_say_the_limit_is_elsewhere() {
         let b = Bottleneck::of(&cpu(&[("srv-1", 40.0), ("generator", 20.0)]), 2);
         assert_eq!(b.saturated, Saturated::Nothing);
-        assert!(b.sentence().starts_with("no core was full (30 % of 2 busy)"), "{}", b.sentence());
+        assert!(
+            b.sentence()
+                .starts_with("no core was full (30 % of 2 busy)"),
+            "{}",
+            b.sentence()
+        );
     }
 
     #[test]

@@ -147,7 +147,11 @@ impl Step {
         let servers = run.processes.iter().filter(|p| p.is_replica());
         // A shard's one thread is the limit, so the busiest shard's CPU
         // counts, and the ops of all of them.
-        let redis: Vec<_> = run.processes.iter().filter(|p| p.is_redis_primary()).collect();
+        let redis: Vec<_> = run
+            .processes
+            .iter()
+            .filter(|p| p.is_redis_primary())
+            .collect();
         let busiest = redis.iter().map(|p| cpu_pct[&p.name]).reduce(f64::max);
         let ops: Vec<f64> = redis.iter().filter_map(|p| p.ops_per_s_median).collect();
         let slo: Vec<SloVerdict> = slos.iter().map(|s| s.judge(run, &hold.latencies)).collect();

@@ -48,7 +48,11 @@ pub fn render(sweep: &Sweep, plan: Option<&Plan>) -> Result<String, ReportError>
     )));
     let _ = write!(page, "<h1>Capacity: {}</h1>", escape(&sweep.scenario));
     for verdict in &sweep.verdicts {
-        let _ = write!(page, "<p class=\"verdict\">{}</p>", escape(&verdict.sentence));
+        let _ = write!(
+            page,
+            "<p class=\"verdict\">{}</p>",
+            escape(&verdict.sentence)
+        );
     }
     if let Some(step) = sweep.configs.iter().flat_map(|c| &c.steps).next() {
         let _ = write!(

@@ -68,7 +68,11 @@ fn broken(step: &Step) -> String {
             };
             format!(
                 "{} was {:.1}{unit} (limit {})",
-                v.name.split(['<', '>', '=']).next().unwrap_or(&v.name).trim(),
+                v.name
+                    .split(['<', '>', '='])
+                    .next()
+                    .unwrap_or(&v.name)
+                    .trim(),
                 v.measured,
                 v.threshold
             )
@@ -115,7 +119,11 @@ mod tests {
     #[test]
     fn the_sentence_names_what_held_what_broke_and_what_was_full() {
         let c = config(
-            vec![judged(4000.0, 5.0), judged(5600.0, 212.0), judged(5200.0, 30.0)],
+            vec![
+                judged(4000.0, 5.0),
+                judged(5600.0, 212.0),
+                judged(5200.0, 30.0),
+            ],
             Limit::Slo,
         );
         let text = sentence("tier2", &c);
@@ -129,7 +137,11 @@ mod tests {
     #[test]
     fn a_pass_above_the_lowest_failure_is_not_the_capacity() {
         let c = config(
-            vec![judged(4000.0, 5.0), judged(4800.0, 80.0), judged(5200.0, 30.0)],
+            vec![
+                judged(4000.0, 5.0),
+                judged(4800.0, 80.0),
+                judged(5200.0, 30.0),
+            ],
             Limit::Slo,
         );
         assert_eq!(c.max_players_under_slo(), Some(4000.0));

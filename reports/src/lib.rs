@@ -20,6 +20,7 @@ pub mod markdown;
 pub mod plan;
 pub mod report;
 pub mod spectrum;
+pub mod terminal;
 pub mod usl;
 
 use std::path::{Path, PathBuf};

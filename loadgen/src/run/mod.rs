@@ -125,6 +125,7 @@ pub async fn run(
         .shard
         .map(|shard| shard_info(shard, options.start_at, started_at));
     let dir = run_dir(scenario, options, started_at)?;
+    let _log = crate::run_log::Open::new(&dir);
     let mut topology = Topology::start(&scenario.topology, &dir, &scenario.faults).await?;
     let outcome = drive(scenario, options, &mut topology, &dir, (started_at, shard)).await;
     topology.stop().await;

@@ -187,6 +187,7 @@ fn spawn(
         .arg("--rooms")
         .arg(dir.join("rooms.json"))
         .arg("--quiet")
+        .arg("--no-report")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -297,7 +297,8 @@ fn capacity(file: &ScenarioFile, p: &mut Problems) {
         "must be at least 1",
     );
     p.require(
-        c.resolution.is_none_or(|r| r >= file.population.players_per_room),
+        c.resolution
+            .is_none_or(|r| r >= file.population.players_per_room),
         "capacity.resolution",
         "must be at least one room of players (population.players_per_room): steps are whole rooms",
     );
