@@ -8,6 +8,7 @@
 mod fault;
 mod locate;
 mod protocol;
+mod typed;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -445,37 +446,30 @@ impl Scenario {
     }
 
     pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-        // First pass on the text as written, so errors carry its line numbers.
-        let file: ScenarioFile = from_toml(path, text)?;
-        let (file, source) = if overrides.is_empty() {
-            (file, text.to_owned())
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(path, text, &e, ""))?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        let source = if overrides.is_empty() {
+            text.to_owned()
         } else {
-            let mut table: toml::Table =
-                toml::from_str(text).map_err(|e| parse_error(path, text, &e, ""))?;
-            for assignment in overrides {
-                apply_override(&mut table, assignment)?;
-            }
-            let source = toml::to_string(&table).map_err(|e| ScenarioError::Override {
+            toml::to_string(&table).map_err(|e| ScenarioError::Override {
                 assignment: overrides.join(" "),
                 message: e.to_string(),
-            })?;
-            let file = from_toml(path, &source).map_err(|e| ScenarioError::Override {
-                assignment: overrides.join(" "),
-                message: e.to_string(),
-            })?;
-            (file, source)
+            })?
         };
+        // Every type error, each placed where its value came from: the
+        // file's line, or the --set that gave it.
+        let file = typed::typed(table).map_err(|problems| ScenarioError::Invalid {
+            file: path.to_owned(),
+            problems: problems
+                .into_iter()
+                .map(|p| Located::of(p, text, overrides))
+                .collect(),
+        })?;
         validate(path, file, (text, overrides, source))
     }
-}
-
-fn from_toml(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
-    let deserializer =
-        toml::de::Deserializer::parse(text).map_err(|e| parse_error(path, text, &e, ""))?;
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        parse_error(path, text, e.inner(), &field)
-    })
 }
 
 fn parse_error(path: &Path, text: &str, error: &toml::de::Error, field: &str) -> ScenarioError {

@@ -55,7 +55,7 @@ fn a_syntax_error_names_file_line_and_column() {
 #[test]
 fn a_wrong_type_names_the_field_and_its_line() {
     let err = error(&GOOD.replace("rooms = 4", "rooms = \"four\""));
-    assert!(err.starts_with("scenarios/x.toml:9:9:"), "{err}");
+    assert!(err.starts_with("scenarios/x.toml:9:1:"), "{err}");
     assert!(err.contains("population.rooms"), "{err}");
 }
 
@@ -144,7 +144,10 @@ fn overrides_apply_and_bad_ones_are_named() {
     )
     .expect_err("bad override")
     .to_string();
-    assert!(bad.starts_with("--set population.rooms=lots"), "{bad}");
+    assert!(
+        bad.contains("population.rooms: invalid type: string \"lots\", expected u32 (from --set population.rooms=lots)"),
+        "{bad}"
+    );
     let no_eq = Scenario::parse(Path::new("x.toml"), text, &["population.rooms".to_owned()])
         .expect_err("no =")
         .to_string();
@@ -412,10 +415,67 @@ fn a_problem_set_on_the_command_line_names_its_set() {
 
 #[test]
 fn every_check_passes_a_good_file() {
-    let file: ScenarioFile = from_toml(Path::new("x.toml"), GOOD).unwrap();
+    let file: ScenarioFile = typed::typed(toml::from_str(GOOD).unwrap()).unwrap();
     for (name, check) in validate::CHECKS {
         let mut problems = validate::Problems::default();
         check(&file, &mut problems);
         assert_eq!(problems.into_vec(), Vec::new(), "check {name}");
     }
+}
+
+#[test]
+fn every_type_error_is_reported_each_at_its_line() {
+    let text = GOOD
+        .replace("rooms = 4", "rooms = \"five\"")
+        .replace("act_rate = 2.0", "act_rate = \"fast\"\nact_rat = 1");
+    let err = error(&text);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("scenarios/x.toml:9:1: population.rooms: invalid type: string \"five\"")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("behaviour.act_rate: invalid type")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("behaviour.act_rat: unknown field")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("missing field"),
+        "a field taken out is not missing: {err}"
+    );
+}
+
+#[test]
+fn a_bad_set_is_named_not_a_line_of_the_file() {
+    let err = Scenario::parse(
+        Path::new("x.toml"),
+        GOOD,
+        &[
+            "load.stages=[{to=30,over=\"5x\"}]".to_owned(),
+            "behaviour.act_rate=\"x\"".to_owned(),
+        ],
+    )
+    .expect_err("bad --set")
+    .to_string();
+    assert!(
+        err.contains("x.toml: load.stages[0].over: invalid value: string \"5x\", expected a duration (from --set load.stages=[{to=30,over=\"5x\"}])"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(from --set behaviour.act_rate=\"x\")"),
+        "{err}"
+    );
+    assert!(
+        err.lines().all(|l| l.starts_with("x.toml: ")),
+        "no line of the file is blamed: {err}"
+    );
 }
