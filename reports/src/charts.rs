@@ -20,6 +20,8 @@ const INK: [RGBColor; 4] = [
 ];
 const FAULT_FILL: RGBAColor = RGBAColor(213, 94, 0, 0.15);
 const GREY: RGBColor = RGBColor(110, 110, 110);
+/// SLO lines: the one red of the charts, so a limit reads as a limit.
+const SLO_RED: RGBColor = RGBColor(180, 35, 24);
 
 /// One value read off a row, named where it is drawn.
 pub type Pick<T> = fn(&T) -> f64;
@@ -104,6 +106,7 @@ pub fn latency_over_time(
     run: &RunRecord,
     title: &str,
     pick: fn(&Second) -> Percentiles,
+    slos: &[(String, f64)],
 ) -> Result<String, ReportError> {
     let end = end_of_run(run);
     let rows: Vec<(f64, Percentiles)> = run
@@ -112,7 +115,13 @@ pub fn latency_over_time(
         .map(|s| (s.t as f64, pick(s)))
         .filter(|(_, p)| p.count > 0)
         .collect();
-    let high = rows.iter().map(|(_, p)| p.max).fold(1.0, f64::max) * 1.5;
+    // The SLO lines stay in view even when every second is far under them.
+    let high = rows
+        .iter()
+        .map(|(_, p)| p.max)
+        .chain(slos.iter().map(|(_, ms)| *ms))
+        .fold(1.0, f64::max)
+        * 1.5;
     let low = 0.1;
     let players = run
         .timeseries
@@ -173,6 +182,19 @@ pub fn latency_over_time(
                 .map_err(fail)?
                 .label(name)
                 .legend(legend(colour));
+        }
+        for (label, ms) in slos {
+            let level = ms.max(low);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, level), (end, level)],
+                    6,
+                    4,
+                    SLO_RED.stroke_width(2),
+                ))
+                .map_err(fail)?
+                .label(label.as_str())
+                .legend(legend(SLO_RED));
         }
         legend_box(&mut chart)
     })

@@ -329,7 +329,7 @@ fn calibration_table(md: &mut String, c: &Calibration) {
 fn sweep_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
-        "Capacity sweep of `{}`{}:\n\n| configuration | max players under the SLO | ended by | knee |\n|---|---|---|---|",
+        "Capacity of `{}`{}:\n\n| configuration | max players under the SLO | ended by | knee |\n|---|---|---|---|",
         sweep.scenario,
         sweep
             .fanout_slo_ms
@@ -345,6 +345,44 @@ fn sweep_table(md: &mut String, sweep: &Sweep) {
             v.limit,
             v.knee.map_or_else(|| "—".into(), thousands)
         );
+    }
+    md.push('\n');
+    for v in &sweep.verdicts {
+        let _ = writeln!(md, "> {}\n", v.sentence);
+    }
+    steps_table(md, sweep);
+}
+
+/// Every step of every configuration, in the order of players: what it
+/// was judged on, what it measured, and each role's CPU.
+fn steps_table(md: &mut String, sweep: &Sweep) {
+    let _ = writeln!(
+        md,
+        "| configuration | players | judged (s of the run) | fan-out p50 / p95 / p99 ms | errors | held | CPU, % of one core |\n|---|---|---|---|---|---|---|"
+    );
+    for config in &sweep.configs {
+        for step in &config.steps {
+            let cpu = step
+                .bottleneck()
+                .by_role
+                .iter()
+                .map(|(role, pct)| format!("{} {pct:.0}", role.name()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0}–{:.0} | {:.1} / {:.1} / {:.1} | {:.2} % | {} | {cpu} |",
+                config.label,
+                thousands(f64::from(step.offered)),
+                step.judged_from_s,
+                step.judged_to_s,
+                step.fanout_p50_ms,
+                step.fanout_p95_ms,
+                step.fanout_p99_ms,
+                step.error_rate_pct,
+                if step.held { "yes" } else { "no" }
+            );
+        }
     }
     md.push('\n');
 }

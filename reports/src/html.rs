@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use tierlab_record::{RunRecord, Second};
+use tierlab_record::slo::Metric;
+use tierlab_record::{Latency, Phase, RunRecord, Second, Slo};
 
 use crate::charts;
 use crate::report::{thousands, Report};
@@ -13,7 +14,8 @@ pub const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}\
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.pass{color:#1a7f37;font-weight:bold}.fail{color:#b42318;font-weight:bold}\
-.verdict{font-size:1.1em;padding:.6em 1em;border-radius:4px;background:#f3f4f6}.chart{margin:1em 0;page-break-inside:avoid}\
+.verdict{font-size:1.1em;padding:.6em 1em;border-radius:4px;background:#f3f4f6;border-left:6px solid #9ca3af}\
+.verdict.passed{background:#e7f6ec;border-color:#1a7f37}.verdict.failed,.verdict.regressed{background:#fdecea;border-color:#b42318}.verdict.partial{background:#fff4e0;border-color:#b54708}.chart{margin:1em 0;page-break-inside:avoid}\
 svg{max-width:100%;height:auto}pre{background:#f6f8fa;padding:1em;overflow:auto;font-size:.85em}";
 
 /// The start of a report page, up to its `<body>`: title and style.
@@ -86,6 +88,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             run,
             "Fan-out latency per second (send → every member)",
             |s: &Second| s.fanout_ms,
+            &slo_levels(run, Latency::Fanout),
         )?,
     );
     chart(
@@ -94,6 +97,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             run,
             "Ack latency per second (send → sender's ack)",
             |s: &Second| s.ack_ms,
+            &slo_levels(run, Latency::Ack),
         )?,
     );
     if run.summary.send_lag_ms.count > 0 {
@@ -107,6 +111,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
                 run,
                 "Send lag per second (intended → written)",
                 |s: &Second| s.send_lag_ms,
+                &slo_levels(run, Latency::SendLag),
             )?,
         );
     }
@@ -154,6 +159,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             )?,
         );
     }
+    lobby(&mut page, run);
     let _ = write!(page, "<h2>Capacity</h2>");
     capacity(&mut page, report)?;
     processes(&mut page, report);
@@ -161,6 +167,54 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     environment(&mut page, report);
     page.push_str("</body></html>\n");
     Ok(page)
+}
+
+/// The SLOs on `latency` as lines a time chart draws: (label, ms).
+fn slo_levels(run: &RunRecord, latency: Latency) -> Vec<(String, f64)> {
+    run.slo
+        .iter()
+        .filter_map(|v| Slo::parse(&v.name).ok())
+        .filter(|slo| matches!(slo.metric, Metric::Latency(_, l) if l == latency))
+        .map(|slo| (format!("SLO {}", slo.text), slo.threshold))
+        .collect()
+}
+
+/// The lobby's HTTP traffic as goose measured it, by request.
+fn lobby(page: &mut String, run: &RunRecord) {
+    if run.http.is_empty() {
+        return;
+    }
+    let _ = write!(
+        page,
+        "<h2>Lobby (HTTP)</h2><p>Room creation before the players, and the lookups and health polls made beside them, as goose measured them.</p>"
+    );
+    table(
+        page,
+        &[
+            "Request",
+            "When",
+            "Requests",
+            "Failures",
+            "Per second",
+            "p50 / p95 / p99 / max ms",
+        ],
+        run.http.iter().map(|(name, e)| {
+            vec![
+                Cell::Text(name.clone()),
+                Cell::Text(match e.phase {
+                    Phase::Setup => "set-up".into(),
+                    Phase::Run => "beside the players".into(),
+                }),
+                Cell::Num(thousands(e.requests as f64)),
+                Cell::Num(thousands(e.failures as f64)),
+                Cell::Num(format!("{:.1}", e.per_second)),
+                Cell::Num(format!(
+                    "{:.1} / {:.1} / {:.1} / {:.1}",
+                    e.ms.p50, e.ms.p95, e.ms.p99, e.ms.max
+                )),
+            ]
+        }),
+    );
 }
 
 fn chart(page: &mut String, svg: String) {
@@ -181,9 +235,10 @@ fn headline(page: &mut String, report: &Report) {
     let t = &run.topology;
     let _ = write!(
         page,
-        "<h1>{}</h1><p>{}</p><p class=\"verdict\"><b>{}</b> — {}</p>",
+        "<h1>{}</h1><p>{}</p><p class=\"verdict {}\"><b>{}</b> — {}</p>",
         escape(&run.scenario.name),
         escape(&run.scenario.description),
+        report.verdict(),
         report.verdict().to_uppercase(),
         escape(&report.summary)
     );

@@ -142,6 +142,14 @@ fn the_html_shows_run_json_numbers_and_fetches_nothing() {
         assert!(page.contains(expected), "missing {expected}");
     }
     assert!(
+        page.contains("class=\"verdict passed\""),
+        "the verdict box is coloured by outcome"
+    );
+    assert!(
+        page.contains("SLO p95(fanout) &lt; 50ms") || page.contains("SLO p95(fanout) < 50ms"),
+        "the fan-out chart draws its SLO"
+    );
+    assert!(
         page.contains("&lt;not html&gt;"),
         "scenario text is escaped"
     );
@@ -162,7 +170,13 @@ fn the_html_shows_run_json_numbers_and_fetches_nothing() {
 fn every_chart_is_well_formed_svg() {
     let run = run();
     let svgs = [
-        crate::charts::latency_over_time(&run, "t", |s| s.fanout_ms).unwrap(),
+        crate::charts::latency_over_time(
+            &run,
+            "t",
+            |s| s.fanout_ms,
+            &[("SLO p95 < 50ms".into(), 50.0)],
+        )
+        .unwrap(),
         crate::charts::counts_over_time(&run, "t", "per s", &[("acts", |s| s.acts as f64)])
             .unwrap(),
         crate::charts::capacity(&[(1.0, 1.0), (2.0, 3.0)], Some(1.5), Some(2.0)).unwrap(),
@@ -250,4 +264,26 @@ fn a_sharded_runs_page_marks_the_workers_clock_skew() {
     }
     let unsharded = crate::html::render(&Report::from_parts(run(), Vec::new(), None)).unwrap();
     assert!(!unsharded.contains("<h2>Workers</h2>"));
+}
+
+#[test]
+fn the_lobby_shows_goose_figures_by_request() {
+    let mut run = run();
+    run.http.insert(
+        "GET /api/rooms/:code".into(),
+        tierlab_record::HttpEndpoint {
+            phase: tierlab_record::Phase::Run,
+            requests: 12_345,
+            failures: 7,
+            per_second: 20.5,
+            ..Default::default()
+        },
+    );
+    let page = crate::html::render(&Report::from_parts(run, Vec::new(), None)).unwrap();
+    assert!(page.contains("Lobby (HTTP)"), "no lobby section");
+    assert!(
+        page.contains("GET /api/rooms/:code")
+            && page.contains("12,345")
+            && page.contains("beside the players")
+    );
 }
