@@ -102,15 +102,22 @@ gate-stored *ARGS:
     target/debug/tierlab run scenarios/smoke.toml --quiet --out runs/gate-smoke
     target/debug/tierlab gate runs/gate-smoke --baseline reports/baselines/smoke.json "$@"
 
-# Measure and write the figure blocks of docs/performance.md again (each names the command that measured it): calibration, the generator, the A/B gate's proof. Long: run one section with `just calibrate` etc. and `tierlab figures` by hand.
+# Measure and write every figure block of docs/performance.md and docs/capacity.md again (each names the command that measured it): calibration, the generator, the reference server, tier 2's capacity, the tiers' sweep, the A/B gate's proof. Long (~50 min): a section alone is its command and `tierlab figures` (see the recipe).
 docs-figures: build
     just calibrate
     {{tierlab}} figures --section calibration --into docs/performance.md --command "just calibrate" runs/calibrate/null runs/calibrate/server
-    rm -rf runs/docs/tier2
+    rm -rf runs/docs
     just bench-generator
     just bench-generator-50k
-    {{tierlab}} run scenarios/tier2.toml --quiet --out runs/docs/tier2
-    {{tierlab}} figures --section generator --into docs/performance.md --command "just bench-generator; just bench-generator-50k; just bench-tier2" runs/bench-generator/idle runs/bench-generator/active runs/bench-generator/idle-50k runs/docs/tier2
+    {{tierlab}} run scenarios/tier2.toml --quiet --no-report --out runs/docs/tier2
+    {{tierlab}} figures --section generator --into docs/performance.md --command "just bench-generator; just bench-generator-50k; just bench-tier2-fixed" runs/bench-generator/idle runs/bench-generator/active runs/bench-generator/idle-50k runs/docs/tier2
+    {{tierlab}} run scenarios/bench-server.toml --quiet --no-report --out runs/docs/bench-server-redis
+    {{tierlab}} run scenarios/bench-server.toml --quiet --no-report --set topology.state=memory --set topology.replicas=1 --out runs/docs/bench-server-memory
+    {{tierlab}} figures --section bench-server --into docs/performance.md --command "just bench-server" runs/docs/bench-server-redis runs/docs/bench-server-memory
+    {{tierlab}} capacity scenarios/tier2.toml --quiet --out runs/docs/tier2-capacity
+    {{tierlab}} figures --section tier2-capacity --into docs/capacity.md --command "just bench-tier2" runs/docs/tier2-capacity/capacity.json
+    {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis --quiet --out runs/docs/tiers
+    {{tierlab}} figures --section tiers --into docs/capacity.md --command "just capacity" runs/docs/tiers/capacity.json
     just gate-proof
 
 # The A/B gate's proof for docs/performance.md: TRIALS A/A gates (one build twice) and TRIALS A/B gates against a build burning SPEND of CPU per delivered event, then the figures.
