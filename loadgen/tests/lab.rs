@@ -3,6 +3,8 @@
 //! a HOME without cargo's bin), how it stops without root, and that on a
 //! machine that has everything it installs nothing.
 
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,18 +25,24 @@ fn bare_path(dir: &Path) -> PathBuf {
             .map(|d| Path::new(d).join(tool))
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("{tool} is not installed here"));
-        symlink(found, bin.join(tool)).unwrap();
+        if !bin.join(tool).exists() {
+            symlink(found, bin.join(tool)).unwrap();
+        }
     }
     bin
 }
 
-fn on_bare_machine(dir: &Path, command: &mut Command) -> Output {
+/// Runs `command` with nothing in its environment but the bare PATH, a
+/// HOME of its own and, when `plan`, LAB_PLAN (so nothing is installed).
+fn on_bare_machine(dir: &Path, command: &mut Command, plan: bool) -> Output {
     command
         .env_clear()
         .env("PATH", bare_path(dir))
-        .env("HOME", dir)
-        .output()
-        .unwrap()
+        .env("HOME", dir);
+    if plan {
+        command.env("LAB_PLAN", "1");
+    }
+    command.output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -44,9 +52,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn on_a_bare_machine_the_plan_names_everything_the_tests_need() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(lab());
-    command.arg("test");
-    let out = on_bare_machine(dir.path(), command.env("LAB_PLAN", "1"));
+    let out = on_bare_machine(dir.path(), Command::new(lab()).arg("test"), true);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -55,9 +61,7 @@ fn on_a_bare_machine_the_plan_names_everything_the_tests_need() {
          cargo install just --locked\n"
     );
     // The main job needs less: no browser, no Python.
-    let mut bench = Command::new(lab());
-    bench.arg("bench-tier2").env("LAB_PLAN", "1");
-    let out = on_bare_machine(dir.path(), &mut bench);
+    let out = on_bare_machine(dir.path(), Command::new(lab()).arg("bench-tier2"), true);
     assert_eq!(
         text(&out.stdout),
         "apt-get install -y redis-server haproxy redis-sentinel\ncargo install just --locked\n"
@@ -82,7 +86,7 @@ fn without_root_it_stops_with_the_command_to_run() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = on_bare_machine(dir.path(), command.arg("bench-tier2"));
+    let out = on_bare_machine(dir.path(), command.arg("bench-tier2"), false);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(

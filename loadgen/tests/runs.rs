@@ -373,6 +373,60 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
     assert!(String::from_utf8_lossy(&plan.stderr).contains("no redis configuration"));
 }
 
+/// A capacity search bisects below a step that broke: with an SLO no step
+/// can meet, the first step (10 players) breaks, the search tries 5 (whole
+/// rooms, halfway down), which breaks too and is within the resolution, and
+/// the sentence says so, names the SLO and its value, and what was full.
+#[test]
+fn a_capacity_search_bisects_below_the_first_failure_and_says_why() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("search");
+    let result = tierlab()
+        .args(["capacity", "scenarios/smoke.toml", "--quiet"])
+        .args([
+            "--set",
+            "slo=[\"p50(fanout) < 1us\"]",
+            "--set",
+            "capacity.step=10",
+            "--set",
+            "capacity.max_players=10",
+            "--set",
+            "capacity.resolution=5",
+            "--set",
+            "capacity.hold=\"3s\"",
+            "--set",
+            "capacity.ramp=\"1s\"",
+        ])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let sweep: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("capacity.json")).unwrap()).unwrap();
+    let steps = sweep["configs"][0]["steps"].as_array().unwrap();
+    let offered: Vec<u64> = steps
+        .iter()
+        .map(|s| s["offered"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offered, vec![5, 10], "in order of players: {sweep}");
+    assert!(steps
+        .iter()
+        .all(|s| s["held"] == false && s["judged_from_s"] == 3.0));
+    let sentence = sweep["verdicts"][0]["sentence"].as_str().unwrap();
+    assert!(
+        sentence.starts_with("smoke (2x-redis) held no step, down to 5 players: p50(fanout) was "),
+        "{sentence}"
+    );
+    assert!(sentence.contains("% of one core"), "{sentence}");
+    assert!(
+        stderr.contains(sentence),
+        "the sentence is on the terminal: {stderr}"
+    );
+    assert!(stderr.contains("capacity report: "), "{stderr}");
+}
+
 /// A run split over worker processes (as one needing more players than a
 /// process may hold is) is one record: the topology as started, every
 /// worker's slice, every member checked against every ack, nothing lost.

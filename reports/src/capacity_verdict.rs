@@ -43,7 +43,7 @@ pub fn sentence(scenario: &str, config: &Config) -> String {
             fail.bottleneck().sentence()
         ),
         (_, None, Some(fail)) => format!(
-            "{who} broke at its first step, {} players: {}; {}",
+            "{who} held no step, down to {} players: {}; {}",
             thousands(f64::from(fail.offered)),
             broken(fail),
             fail.bottleneck().sentence()

@@ -216,10 +216,12 @@ mod tests {
     }
 
     fn run() -> RunRecord {
-        let mut run = RunRecord::default();
-        run.timeseries = (0..30)
-            .map(|t| second(t, if (10..16).contains(&t) { 80.0 } else { 4.0 }))
-            .collect();
+        let mut run = RunRecord {
+            timeseries: (0..30)
+                .map(|t| second(t, if (10..16).contains(&t) { 80.0 } else { 4.0 }))
+                .collect(),
+            ..RunRecord::default()
+        };
         run.slo = vec![
             SloVerdict {
                 name: "p95(fanout) < 50ms".into(),
