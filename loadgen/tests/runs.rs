@@ -309,34 +309,36 @@ fn a_real_runs_report_renders_in_a_browser() {
     assert!(size > 60_000, "screenshot of {size} bytes looks blank");
 }
 
+/// `tierlab capacity` on the smoke scenario into `dir`, steps ramped over
+/// 1 s and held 3 s, with `args` and these `sets`.
+fn short_capacity(dir: &Path, args: &[&str], sets: &[&str]) -> std::process::Output {
+    let mut command = tierlab();
+    command
+        .args(["capacity", "scenarios/smoke.toml", "--quiet"])
+        .args(args)
+        .args([
+            "--set",
+            "capacity.hold=\"3s\"",
+            "--set",
+            "capacity.ramp=\"1s\"",
+        ]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    command.arg("--out").arg(dir).output().unwrap()
+}
+
 /// A two-step capacity sweep of the smoke scenario on one replica: each
 /// step is a real run, and the sweep writes its model and its page.
 #[test]
 fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("capacity");
-    let result = tierlab()
-        .args([
-            "capacity",
-            "scenarios/smoke.toml",
-            "--replicas",
-            "1",
-            "--state",
-            "memory",
-            "--quiet",
-        ])
-        .args([
-            "--set",
-            "capacity.step=25",
-            "--set",
-            "capacity.hold=\"3s\"",
-            "--set",
-            "capacity.ramp=\"1s\"",
-        ])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let result = short_capacity(
+        &dir,
+        &["--replicas", "1", "--state", "memory"],
+        &["capacity.step=25"],
+    );
     assert!(
         result.status.success(),
         "{}",
@@ -381,26 +383,16 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
 fn a_capacity_search_bisects_below_the_first_failure_and_says_why() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("search");
-    let result = tierlab()
-        .args(["capacity", "scenarios/smoke.toml", "--quiet"])
-        .args([
-            "--set",
+    let result = short_capacity(
+        &dir,
+        &[],
+        &[
             "slo=[\"p50(fanout) < 1us\"]",
-            "--set",
             "capacity.step=10",
-            "--set",
             "capacity.max_players=10",
-            "--set",
             "capacity.resolution=5",
-            "--set",
-            "capacity.hold=\"3s\"",
-            "--set",
-            "capacity.ramp=\"1s\"",
-        ])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
+        ],
+    );
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
     let sweep: Value =
