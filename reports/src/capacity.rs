@@ -28,6 +28,18 @@ pub enum Limit {
     MaxPlayers,
 }
 
+impl Limit {
+    /// What ended the sweep, in words.
+    pub fn text(self) -> &'static str {
+        match self {
+            Limit::Slo => "an SLO broke",
+            Limit::Errors => "errors passed the limit",
+            Limit::Generator => "the generator saturated — not a capacity",
+            Limit::MaxPlayers => "the highest step held",
+        }
+    }
+}
+
 /// One step of a sweep, judged over its hold only: the ramp and the first
 /// [`SETTLE_S`] seconds of the hold are the transient of reaching the load,
 /// not the steady state the step asks about, and are left out.

@@ -12,15 +12,6 @@ use crate::plan::Plan;
 use crate::usl::Usl;
 use crate::ReportError;
 
-fn limit_text(limit: Limit) -> &'static str {
-    match limit {
-        Limit::Slo => "an SLO broke",
-        Limit::Errors => "errors passed the limit",
-        Limit::Generator => "the generator saturated — not a capacity",
-        Limit::MaxPlayers => "the highest step held",
-    }
-}
-
 fn usl_text(usl: &Usl) -> String {
     match usl {
         Usl::Fitted(f) => format!(
@@ -115,7 +106,7 @@ fn verdicts(page: &mut String, sweep: &Sweep) {
                     (Some(m), _) => format!("{m:.0}"),
                     (None, _) => dash(),
                 }),
-                Cell::Text(limit_text(v.limit).to_owned()),
+                Cell::Text(v.limit.text().to_owned()),
                 Cell::Num(v.knee.map_or_else(dash, |k| format!("{k:.0}"))),
                 Cell::Num(
                     v.scaling_efficiency

@@ -338,11 +338,11 @@ fn sweep_table(md: &mut String, sweep: &Sweep) {
     for v in &sweep.verdicts {
         let _ = writeln!(
             md,
-            "| {} | {} | {:?} | {} |",
+            "| {} | {} | {} | {} |",
             v.label,
             v.max_players_under_slo
                 .map_or_else(|| "—".into(), thousands),
-            v.limit,
+            v.limit.text(),
             v.knee.map_or_else(|| "—".into(), thousands)
         );
     }
