@@ -7,7 +7,6 @@ pub mod ab;
 pub mod bottleneck;
 pub mod capacity;
 pub mod capacity_page;
-pub mod capacity_verdict;
 pub mod charts;
 pub mod compare;
 pub mod effective;

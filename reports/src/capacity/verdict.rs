@@ -2,7 +2,7 @@
 //! configuration held on this machine with every SLO met, what broke at the
 //! next step, and which resource was full there (see `bottleneck`).
 
-use crate::capacity::{Config, Limit, Step};
+use super::step::{Config, Limit, Step};
 use crate::report::thousands;
 
 /// "tier2 (3x-redis) holds 5,200 players on this machine (2 cores) with
@@ -87,8 +87,8 @@ fn broken(step: &Step) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::step::sample_step;
     use super::*;
-    use crate::capacity::sample_step;
     use tierlab_record::SloVerdict;
 
     fn judged(players: f64, p95: f64) -> Step {
