@@ -33,13 +33,12 @@ pub enum ScenarioError {
         file: PathBuf,
         source: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: {field}{message}")]
+    /// Not TOML at all (type errors are `Invalid`, with every other problem).
+    #[error("{file}:{line}:{column}: {message}")]
     Parse {
         file: PathBuf,
         line: usize,
         column: usize,
-        /// `population.rooms: ` or empty when the error is not about a field.
-        field: String,
         message: String,
     },
     #[error("{}", Located::list(file, problems))]
@@ -447,7 +446,7 @@ impl Scenario {
 
     pub fn parse(path: &Path, text: &str, overrides: &[String]) -> Result<Scenario, ScenarioError> {
         let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| parse_error(path, text, &e, ""))?;
+            toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
@@ -461,30 +460,32 @@ impl Scenario {
         };
         // Every type error, each placed where its value came from: the
         // file's line, or the --set that gave it.
-        let file = typed::typed(table).map_err(|problems| ScenarioError::Invalid {
-            file: path.to_owned(),
-            problems: problems
-                .into_iter()
-                .map(|p| Located::of(p, text, overrides))
-                .collect(),
-        })?;
+        let file =
+            typed::typed(table).map_err(|problems| invalid(path, problems, text, overrides))?;
         validate(path, file, (text, overrides, source))
     }
 }
 
-fn parse_error(path: &Path, text: &str, error: &toml::de::Error, field: &str) -> ScenarioError {
+fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> ScenarioError {
     let offset = error.span().map_or(0, |s| s.start);
     let (line, column) = locate::line_column(text, offset);
     ScenarioError::Parse {
         file: path.to_owned(),
         line,
         column,
-        field: if field.is_empty() || field == "." {
-            String::new()
-        } else {
-            format!("{field}: ")
-        },
         message: error.message().trim().to_owned(),
+    }
+}
+
+/// `problems`, each placed in the file's `text` or at the `--set` of
+/// `overrides` that gave its value.
+fn invalid(path: &Path, problems: Vec<Problem>, text: &str, overrides: &[String]) -> ScenarioError {
+    ScenarioError::Invalid {
+        file: path.to_owned(),
+        problems: problems
+            .into_iter()
+            .map(|p| Located::of(p, text, overrides))
+            .collect(),
     }
 }
 
@@ -526,13 +527,8 @@ fn validate(
     file: ScenarioFile,
     (text, overrides, source): (&str, &[String], String),
 ) -> Result<Scenario, ScenarioError> {
-    let (slo, faults) = validate::check(&file).map_err(|problems| ScenarioError::Invalid {
-        file: path.to_owned(),
-        problems: problems
-            .into_iter()
-            .map(|p| Located::of(p, text, overrides))
-            .collect(),
-    })?;
+    let (slo, faults) =
+        validate::check(&file).map_err(|problems| invalid(path, problems, text, overrides))?;
     Ok(Scenario {
         name: file.name,
         description: file.description,
