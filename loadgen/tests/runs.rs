@@ -355,7 +355,10 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
     let steps = config["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "{config}");
     assert_eq!(steps[1]["offered"], 50);
-    assert!(steps[1]["throughput"].as_f64().unwrap() > steps[0]["throughput"].as_f64().unwrap());
+    assert!(
+        steps[1]["throughput"].as_f64().unwrap() > steps[0]["throughput"].as_f64().unwrap(),
+        "{config}"
+    );
     assert_eq!(sweep["verdicts"][0]["limit"], "max_players");
     // Each step is a run directory of its own.
     assert!(dir.join("1x-memory/step-000025/run.json").exists());

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use tierlab_record::hlog::{self, Interval};
 use tierlab_record::{Latency, ProcessUsage, RecordError, RunRecord, Slo, SloVerdict, Window};
 
 use crate::bottleneck::Bottleneck;
@@ -107,29 +108,29 @@ impl Hold {
     /// a hold of `hold_s`, read from the run's interval log in `dir`.
     pub fn read(dir: &Path, ramp_s: f64, hold_s: f64) -> Result<Hold, RecordError> {
         let (from_s, to_s) = (ramp_s + SETTLE_S, ramp_s + hold_s);
-        let path = dir.join(tierlab_record::hlog::FILE);
-        let (_, intervals) = tierlab_record::hlog::read(&path)?;
-        let mut latencies = Window::new();
-        for interval in &intervals {
-            let Some(latency) = interval.latency() else {
-                continue;
-            };
-            if interval.start >= from_s - 0.5 && interval.start < to_s - 0.5 {
-                latencies
-                    .add(latency, &interval.histogram)
-                    .map_err(|message| RecordError::Histogram {
-                        path: path.clone(),
-                        message,
-                    })?;
-            }
-        }
-        Ok(Hold {
+        let path = dir.join(hlog::FILE);
+        let (_, intervals) = hlog::read(&path)?;
+        let mut hold = Hold {
             from_s,
             to_s,
-            latencies,
-        })
+            latencies: Window::new(),
+        };
+        let held: Vec<Interval> = intervals
+            .into_iter()
+            .filter(|i| hold.covers(i.start))
+            .collect();
+        hold.latencies =
+            hlog::totals(&held).map_err(|message| RecordError::Histogram { path, message })?;
+        Ok(hold)
     }
 
+    /// Whether an interval of the log that begins at `start_s` lies in the
+    /// window (half a second of slack: intervals are stamped by a timer).
+    fn covers(&self, start_s: f64) -> bool {
+        start_s >= self.from_s - 0.5 && start_s < self.to_s - 0.5
+    }
+
+    /// Whether second `t` of the record lies in the window.
     fn holds(&self, t: u64) -> bool {
         (t as f64) >= self.from_s && (t as f64) < self.to_s
     }
