@@ -13,7 +13,7 @@ use tierlab_record::{RunRecord, Slo};
 /// Tolerance when a baseline run directory (not a file) is compared.
 const DEFAULT_TOLERANCE_PCT: f64 = 10.0;
 /// Seconds after a fault ends that still count as its own.
-const FAULT_SETTLE_S: f64 = 5.0;
+pub(crate) const FAULT_SETTLE_S: f64 = 5.0;
 /// Bins of players the capacity curve is drawn with.
 const CURVE_BINS: usize = 24;
 

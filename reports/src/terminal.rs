@@ -8,10 +8,7 @@ use std::fmt::Write as _;
 use tierlab_record::slo::{Metric, Stat};
 use tierlab_record::{Latency, Percentiles, RunRecord, Second, Slo, SloVerdict};
 
-use crate::report::thousands;
-
-/// Seconds after a fault ends that still count as its own.
-const FAULT_SETTLE_S: f64 = 5.0;
+use crate::report::{thousands, FAULT_SETTLE_S};
 
 fn paint(colour: bool, code: &str, text: &str) -> String {
     if colour {
