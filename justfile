@@ -82,7 +82,7 @@ bench-tier2-docker *ARGS: images
 serve *ARGS:
     cargo run --release --locked -p tierlab-server -- "$@"
 
-# A fault drill: scenarios/drills/NAME.toml (failover-replica, redis-outage, redis-failover, partition, reconnect-storm).
+# A fault drill: scenarios/drills/NAME.toml (failover-replica, redis-outage, redis-stall, redis-failover, partition, reconnect-storm).
 drill NAME *ARGS: build
     {{tierlab}} run scenarios/drills/{{NAME}}.toml "${@:2}"
     @if [ "{{NAME}}" = reconnect-storm ]; then {{tierlab}} run scenarios/drills/reconnect-storm.toml --set behaviour.backoff=exponential "${@:2}"; fi

@@ -134,6 +134,12 @@ pub struct MemberRecord {
     pub seen: RangeSet,
     pub duplicated: u64,
     pub reordered: u64,
+    /// The member's own acts it saw come back as events (by its counter),
+    /// and how many came back a second time under another seq.
+    #[serde(default)]
+    pub own_acts: RangeSet,
+    #[serde(default)]
+    pub duplicated_acts: u64,
     /// Stayed to the end of the run (owed everything acked), or left early
     /// (owed only what came before the last event it saw).
     pub stayed: bool,
@@ -151,12 +157,18 @@ impl MemberRecord {
         }
     }
 
-    /// Records one delivery.
-    pub fn saw(&mut self, seq: u64) {
+    /// Records one delivery; `own`: the counter of the member's own act
+    /// it carries.
+    pub fn saw(&mut self, seq: u64, own: Option<u64>) {
         if !self.seen.insert(seq) {
             self.duplicated += 1;
-        } else if seq < self.last {
-            self.reordered += 1;
+        } else {
+            if seq < self.last {
+                self.reordered += 1;
+            }
+            if own.is_some_and(|n| !self.own_acts.insert(n)) {
+                self.duplicated_acts += 1;
+            }
         }
         self.last = self.last.max(seq);
     }
@@ -278,6 +290,7 @@ pub fn check(
         verdict.delivered += member.seen.len() + member.duplicated;
         verdict.duplicated += member.duplicated;
         verdict.reordered += member.reordered;
+        verdict.duplicated_acts += member.duplicated_acts;
         let owed_until = if member.stayed {
             room_acks.max().unwrap_or(0)
         } else {

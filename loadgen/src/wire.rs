@@ -111,9 +111,10 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
     /// WebSocket opens is the server's greeting.
     fn greet(&self, text: &str, entry: Entry<'_>) -> Greeting;
     /// An act's frame. `fields` is the inside of the act's JSON object
-    /// (`"t":…,"p":…,"n":…,"pad":"…"`), `id` the player's counter; `None`
-    /// if they do not make an act of this protocol.
-    fn act(&self, room: &str, id: u64, fields: &str) -> Option<String>;
+    /// (`"t":…,"p":…,"n":…,"pad":"…"`), `id` the player's counter; `keyed`:
+    /// carry an idempotency key, where the protocol has them, so a retry is
+    /// not applied twice. `None` if they do not make an act of this protocol.
+    fn act(&self, room: &str, id: u64, fields: &str, keyed: bool) -> Option<String>;
     fn read(&self, text: &str) -> Incoming;
     /// What a player sends before closing, if anything.
     fn leave(&self) -> Option<String>;

@@ -56,10 +56,12 @@ pub enum ErrorCode {
     TooLarge,
     SessionExpired,
     Unavailable,
+    UnknownOutcome,
+    Replaced,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownRoom,
         ErrorCode::RoomFull,
@@ -67,6 +69,8 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::SessionExpired,
         ErrorCode::Unavailable,
+        ErrorCode::UnknownOutcome,
+        ErrorCode::Replaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +82,8 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::UnknownOutcome => "unknown_outcome",
+            ErrorCode::Replaced => "replaced",
         }
     }
 }
@@ -94,6 +100,10 @@ pub enum CloseReason {
     SlowConsumer,
     /// Too many rejected frames.
     Abuse,
+    /// The session was resumed on another connection, which now holds it.
+    Replaced,
+    /// The room no longer exists (the state store lost it).
+    RoomGone,
 }
 
 /// The opaque payload of an act or event: raw JSON text the server forwards
@@ -128,8 +138,9 @@ impl From<&RawValue> for Data {
 /// How a `join` enters its room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinMode {
-    /// A new seat under a display name.
-    Fresh { name: String },
+    /// A new seat under a display name. A retry with the same `key` gets
+    /// the seat the first attempt took, not a second one.
+    Fresh { name: String, key: Option<String> },
     /// Take back a seat held by `session`, replaying every event after `since`
     /// (none when `since` is absent).
     Resume { session: String, since: Option<u64> },
@@ -138,11 +149,27 @@ pub enum JoinMode {
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    Create { game: String, max_players: u32 },
-    Join { room: String, mode: JoinMode },
-    Act { id: u64, data: Data },
+    /// `key`: a retry with the same key gets the room the first one made.
+    Create {
+        game: String,
+        max_players: u32,
+        key: Option<String>,
+    },
+    Join {
+        room: String,
+        mode: JoinMode,
+    },
+    /// `key`: a retry with the same key (within the room's window) is
+    /// answered with the first attempt's seq instead of appended again.
+    Act {
+        id: u64,
+        data: Data,
+        key: Option<String>,
+    },
     Leave,
-    Ping { id: u64 },
+    Ping {
+        id: u64,
+    },
 }
 
 /// One event of a room's log as members receive it.
@@ -215,6 +242,29 @@ struct ClientWire<'a> {
     game: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_players: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    key: Option<Cow<'a, str>>,
+}
+
+/// Longest idempotency key a client may send.
+pub const MAX_KEY: usize = 64;
+
+/// Whether `key` can be an idempotency key: 1–64 visible ASCII characters.
+pub fn is_idempotency_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The frame's `key`, checked.
+fn key_of(w: &ClientWire<'_>, kind: &'static str) -> Result<Option<String>, FrameError> {
+    match w.key.as_deref() {
+        None => Ok(None),
+        Some(key) if is_idempotency_key(key) => Ok(Some(key.to_owned())),
+        Some(_) => Err(FrameError::Invalid {
+            kind,
+            message: "`key` must be 1-64 visible ASCII characters",
+            id: w.id,
+        }),
+    }
 }
 
 /// Every field any server frame has.
@@ -281,14 +331,17 @@ impl ClientFrame {
         let kind = w.kind.as_deref().ok_or(FrameError::MissingType)?;
         Ok(match kind {
             "create" => ClientFrame::Create {
+                key: key_of(&w, "create")?,
                 game: need!(w, "create", game).into_owned(),
                 max_players: need!(w, "create", max_players),
             },
             "join" => {
+                let key = key_of(&w, "join")?;
                 let room = need!(w, "join", room).into_owned();
                 let mode = match (w.name, w.session) {
                     (Some(name), None) => JoinMode::Fresh {
                         name: name.into_owned(),
+                        key,
                     },
                     (None, Some(session)) => JoinMode::Resume {
                         session: session.into_owned(),
@@ -313,6 +366,7 @@ impl ClientFrame {
                 ClientFrame::Join { room, mode }
             }
             "act" => ClientFrame::Act {
+                key: key_of(&w, "act")?,
                 id: need!(w, "act", id),
                 data: need!(w, "act", data).into(),
             },
@@ -328,15 +382,23 @@ impl ClientFrame {
     pub fn encode(&self) -> String {
         let mut w = ClientWire::default();
         let kind = match self {
-            ClientFrame::Create { game, max_players } => {
+            ClientFrame::Create {
+                game,
+                max_players,
+                key,
+            } => {
                 w.game = Some(game.into());
                 w.max_players = Some(*max_players);
+                w.key = key.as_deref().map(Cow::Borrowed);
                 "create"
             }
             ClientFrame::Join { room, mode } => {
                 w.room = Some(room.into());
                 match mode {
-                    JoinMode::Fresh { name } => w.name = Some(name.into()),
+                    JoinMode::Fresh { name, key } => {
+                        w.name = Some(name.into());
+                        w.key = key.as_deref().map(Cow::Borrowed);
+                    }
                     JoinMode::Resume { session, since } => {
                         w.session = Some(session.into());
                         w.since = *since;
@@ -344,9 +406,10 @@ impl ClientFrame {
                 }
                 "join"
             }
-            ClientFrame::Act { id, data } => {
+            ClientFrame::Act { id, data, key } => {
                 w.id = Some(*id);
                 w.data = Some(&data.0);
+                w.key = key.as_deref().map(Cow::Borrowed);
                 "act"
             }
             ClientFrame::Leave => "leave",

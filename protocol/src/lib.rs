@@ -11,7 +11,8 @@ pub mod rest;
 pub mod room_code;
 
 pub use frame::{
-    ClientFrame, CloseReason, Data, ErrorCode, Event, EventView, FrameError, JoinMode, ServerFrame,
+    is_idempotency_key, ClientFrame, CloseReason, Data, ErrorCode, Event, EventView, FrameError,
+    JoinMode, ServerFrame, MAX_KEY,
 };
 pub use rest::{CreateRoom, Health, RedisHealth, RoomCreated, RoomInfo, ServerEntry};
 

@@ -48,6 +48,10 @@ pub struct Health {
     pub uptime_s: u64,
     pub connections: u64,
     pub rooms: u64,
+    /// Rooms this replica had members in that the state store no longer
+    /// knows (lost data); `status` is `degraded` for a minute after each.
+    #[serde(default)]
+    pub rooms_lost: u64,
     /// Absent in memory mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisHealth>,

@@ -37,6 +37,10 @@ pub struct Verdict {
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
+    /// Acts that became more than one event, as their senders saw their
+    /// own events come back (a resend after `unknown_outcome` must not).
+    #[serde(default)]
+    pub duplicated_acts: u64,
     /// Seen by members but never acknowledged to a sender (allowed: the ack
     /// may have been lost with a connection).
     #[serde(default)]
@@ -60,6 +64,7 @@ impl Verdict {
             Count::Lost => self.lost,
             Count::Duplicated => self.duplicated,
             Count::Reordered => self.reordered,
+            Count::DuplicatedActs => self.duplicated_acts,
         }
     }
 
@@ -83,6 +88,7 @@ impl std::ops::AddAssign<&Verdict> for Verdict {
         self.lost += other.lost;
         self.duplicated += other.duplicated;
         self.reordered += other.reordered;
+        self.duplicated_acts += other.duplicated_acts;
         self.unacked_delivered += other.unacked_delivered;
         self.members_checked += other.members_checked;
         for (second, lost) in &other.lost_by_ack_second {

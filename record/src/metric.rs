@@ -86,16 +86,25 @@ pub enum Count {
     Lost,
     Duplicated,
     Reordered,
+    /// One act applied as two events (a retry without a key, or a server
+    /// that ignored it).
+    DuplicatedActs,
 }
 
 impl Count {
-    pub const ALL: [Count; 3] = [Count::Lost, Count::Duplicated, Count::Reordered];
+    pub const ALL: [Count; 4] = [
+        Count::Lost,
+        Count::Duplicated,
+        Count::Reordered,
+        Count::DuplicatedActs,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Count::Lost => "lost",
             Count::Duplicated => "duplicated",
             Count::Reordered => "reordered",
+            Count::DuplicatedActs => "duplicated_acts",
         }
     }
 }

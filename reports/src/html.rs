@@ -310,6 +310,7 @@ fn checker(page: &mut String, run: &RunRecord) {
             "Lost",
             "Duplicated",
             "Reordered",
+            "Acts applied twice",
             "Delivered, never acked",
         ],
         [[
@@ -318,6 +319,7 @@ fn checker(page: &mut String, run: &RunRecord) {
             c.lost,
             c.duplicated,
             c.reordered,
+            c.duplicated_acts,
             c.unacked_delivered,
         ]
         .iter()

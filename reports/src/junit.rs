@@ -29,6 +29,7 @@ fn cases(report: &Report) -> Vec<Case> {
         ("lost", c.lost),
         ("duplicated", c.duplicated),
         ("reordered", c.reordered),
+        ("duplicated_acts", c.duplicated_acts),
     ] {
         cases.push(Case {
             name: format!("checker: {name} = 0"),

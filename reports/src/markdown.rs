@@ -57,8 +57,8 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         md,
-        "\n| acked | delivered | lost | duplicated | reordered |\n|---|---|---|---|---|\n| {} | {} | {} | {} | {} |",
-        c.acked, c.delivered, c.lost, c.duplicated, c.reordered
+        "\n| acked | delivered | lost | duplicated | reordered | acts applied twice |\n|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} |",
+        c.acked, c.delivered, c.lost, c.duplicated, c.reordered, c.duplicated_acts
     );
     if !c.guarantee.is_empty() {
         let _ = writeln!(md, "\nChecked: {}.", c.guarantee);

@@ -66,12 +66,13 @@ pub fn summary(run: &RunRecord, colour: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "  {} {} acked, {} lost, {} duplicated, {} reordered",
+        "  {} {} acked, {} lost, {} duplicated, {} reordered, {} acts applied twice",
         label("checker"),
         thousands(c.acked as f64),
         thousands(c.lost as f64),
         thousands(c.duplicated as f64),
-        thousands(c.reordered as f64)
+        thousands(c.reordered as f64),
+        thousands(c.duplicated_acts as f64)
     );
     let errors: Vec<String> = run
         .errors

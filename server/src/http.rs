@@ -8,12 +8,14 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use tierlab_protocol::{CreateRoom, ErrorCode, Health, RedisHealth, RoomCreated};
+use tierlab_protocol::{
+    is_idempotency_key, CreateRoom, ErrorCode, Health, RedisHealth, RoomCreated,
+};
 
 use crate::config::{Assign, StateMode};
 use crate::store::{RoomSpec, StoreError};
@@ -49,7 +51,9 @@ fn api_error(status: StatusCode, code: ErrorCode, message: impl Into<String>) ->
 fn store_failure(error: StoreError) -> Response {
     let status = match error {
         StoreError::UnknownRoom => StatusCode::NOT_FOUND,
-        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Unavailable(_) | StoreError::UnknownOutcome(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     api_error(status, error.code(), error.to_string())
@@ -87,10 +91,25 @@ async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Re
         })
 }
 
+/// The `Idempotency-Key` a client may send with `POST /api/rooms`.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 async fn create_room(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Response {
+    let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) if is_idempotency_key(key) => Some(key.to_owned()),
+        Some(_) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "`Idempotency-Key` must be 1-64 visible ASCII characters",
+            )
+        }
+    };
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -122,7 +141,7 @@ async fn create_room(
         game: request.game,
         max_players: request.max_players,
     };
-    match state.rooms.create(&spec, &server).await {
+    match state.rooms.create(&spec, &server, key.as_deref()).await {
         Ok(room) => (
             StatusCode::CREATED,
             Json(RoomCreated {
@@ -161,9 +180,11 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         ping_ms: store.ping.map(|d| d.as_secs_f64() * 1000.0),
         subscribed: store.subscribed,
     });
-    let degraded = redis
-        .as_ref()
-        .is_some_and(|r| r.status != "up" || !r.subscribed);
+    let (rooms_lost, lost_lately) = state.rooms.rooms_lost();
+    let degraded = lost_lately
+        || redis
+            .as_ref()
+            .is_some_and(|r| r.status != "up" || !r.subscribed);
     let status = if state.drain.is_cancelled() {
         "draining"
     } else if degraded {
@@ -178,6 +199,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         uptime_s: state.started.elapsed().as_secs(),
         connections: state.connections.load(Ordering::Relaxed),
         rooms: state.rooms.hub.occupied_rooms(),
+        rooms_lost,
         redis,
     };
     let code = if status == "ok" {

@@ -7,13 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tierlab_protocol::Data;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Advance, Arrival, ConnId, Delivery, Hub, Member};
 use crate::metrics::Metrics;
-use crate::store::{BusMsg, RoomSpec, Seat, SeatRef, Store, StoreError};
+use crate::store::{Act, BusMsg, Joining, RoomSpec, Seat, SeatRef, Store, StoreError};
 
 /// Most events fetched from the log in one read while catching up.
 pub const FETCH_CHUNK: u64 = 256;
@@ -28,17 +27,31 @@ pub struct Rooms {
     pub store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     resync: mpsc::UnboundedSender<String>,
+    lost: std::sync::Mutex<LostRooms>,
 }
+
+/// Rooms found gone from the store while members sat in them: counted once
+/// each (the codes are remembered, boundedly), and when the last was found.
+#[derive(Debug, Default)]
+struct LostRooms {
+    total: u64,
+    recent: std::collections::VecDeque<String>,
+    last: Option<std::time::Instant>,
+}
+
+/// Lost room codes remembered so that many members of one room count it once.
+const LOST_REMEMBERED: usize = 1024;
+/// How long `/health` says `degraded` after a room was lost.
+pub const LOST_DEGRADES: Duration = Duration::from_secs(60);
 
 /// How a member enters: a new seat, or a resume from `since`.
 #[derive(Debug, Clone)]
 pub enum Entry<'a> {
-    Fresh {
-        name: &'a str,
-    },
+    Fresh(Joining<'a>),
     Resume {
         session: &'a str,
         since: Option<u64>,
+        holder: &'a str,
     },
 }
 
@@ -57,6 +70,7 @@ impl Rooms {
             store,
             metrics,
             resync,
+            lost: std::sync::Mutex::default(),
         });
         tokio::spawn(Arc::clone(&rooms).dispatch(bus, shutdown.clone()));
         tokio::spawn(Arc::clone(&rooms).resync_worker(resync_rx, shutdown.clone()));
@@ -64,8 +78,13 @@ impl Rooms {
         rooms
     }
 
-    pub async fn create(&self, spec: &RoomSpec, host: &str) -> Result<String, StoreError> {
-        self.store.create_room(spec, host).await
+    pub async fn create(
+        &self,
+        spec: &RoomSpec,
+        host: &str,
+        key: Option<&str>,
+    ) -> Result<String, StoreError> {
+        self.store.create_room(spec, host, key).await
     }
 
     /// Seats `member` in `room` and attaches it to the room's feed. The
@@ -78,19 +97,25 @@ impl Rooms {
     ) -> Result<(Seat, Advance), StoreError> {
         self.ensure_feed(room).await?;
         let (seat, cursor) = match entry {
-            Entry::Fresh { name } => {
-                let seat = self.store.join(room, name).await?;
+            Entry::Fresh(joining) => {
+                let seat = self.store.join(room, &joining).await?;
                 let cursor = seat.seq;
                 (seat, cursor)
             }
-            Entry::Resume { session, since } => {
-                let seat = self.store.resume(room, session).await?;
+            Entry::Resume {
+                session,
+                since,
+                holder,
+            } => {
+                let seat = self.store.resume(room, session, holder).await?;
                 let cursor = since.unwrap_or(seat.seq);
                 if cursor > seat.seq {
                     return Err(StoreError::Invalid(
                         "`since` is ahead of the room's latest seq",
                     ));
                 }
+                // What came before the player first joined is not its to read.
+                let cursor = cursor.max(seat.floor);
                 (seat, cursor)
             }
         };
@@ -115,13 +140,45 @@ impl Rooms {
         Ok(self.hub.replay(room, conn, deliveries))
     }
 
-    pub async fn act(&self, seat: &SeatRef, id: u64, data: &Data) -> Result<u64, StoreError> {
-        let seq = self
-            .store
-            .append(&seat.room, &seat.player, id, data)
-            .await?;
+    pub async fn act(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError> {
+        let seq = match self.store.append(seat, act).await {
+            Ok(seq) => seq,
+            Err(StoreError::UnknownRoom) => {
+                self.room_lost(&seat.room);
+                return Err(StoreError::UnknownRoom);
+            }
+            Err(e) => return Err(e),
+        };
         self.metrics.events_in.inc();
         Ok(seq)
+    }
+
+    /// A room a member sat in is gone from the store.
+    fn room_lost(&self, room: &str) {
+        let mut lost = self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lost.last = Some(std::time::Instant::now());
+        if lost.recent.iter().any(|r| r == room) {
+            return;
+        }
+        lost.total += 1;
+        lost.recent.push_back(room.to_owned());
+        if lost.recent.len() > LOST_REMEMBERED {
+            lost.recent.pop_front();
+        }
+        self.metrics.error("room_lost");
+    }
+
+    /// Rooms lost so far, and whether one was lost within `LOST_DEGRADES`.
+    pub fn rooms_lost(&self) -> (u64, bool) {
+        let lost = self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = lost.last.is_some_and(|t| t.elapsed() < LOST_DEGRADES);
+        (lost.total, recent)
     }
 
     /// Gives the seat up for good.

@@ -20,7 +20,7 @@ use crate::hub::{Advance, ConnId, Member};
 use crate::ids;
 use crate::limits::{Strikes, TokenBucket};
 use crate::rooms::Entry;
-use crate::store::{RoomSpec, SeatRef, StoreError};
+use crate::store::{Act, Joining, RoomSpec, SeatRef, StoreError};
 use crate::AppState;
 
 /// Frames written per flush when the outbox has a backlog.
@@ -44,9 +44,13 @@ fn text(frame: &ServerFrame) -> Message {
 }
 
 fn close_code(reason: CloseReason) -> u16 {
+    use axum::extract::ws::close_code;
     match reason {
-        CloseReason::Draining => axum::extract::ws::close_code::RESTART,
-        CloseReason::SlowConsumer | CloseReason::Abuse => axum::extract::ws::close_code::POLICY,
+        CloseReason::Draining => close_code::RESTART,
+        CloseReason::SlowConsumer | CloseReason::Abuse | CloseReason::Replaced => {
+            close_code::POLICY
+        }
+        CloseReason::RoomGone => close_code::NORMAL,
     }
 }
 
@@ -55,6 +59,8 @@ fn reason_text(reason: CloseReason) -> &'static str {
         CloseReason::Draining => "draining: reconnect and resume",
         CloseReason::SlowConsumer => "slow consumer",
         CloseReason::Abuse => "too many rejected frames",
+        CloseReason::Replaced => "session resumed on another connection",
+        CloseReason::RoomGone => "the room or this seat no longer exists",
     }
 }
 
@@ -62,6 +68,9 @@ struct Session<'a, S> {
     state: &'a AppState,
     socket: &'a mut S,
     conn: ConnId,
+    /// Names this connection as a session's holder (random: a replica's
+    /// connection ids repeat across restarts).
+    holder: String,
     seat: Option<SeatRef>,
     bucket: TokenBucket,
     strikes: Strikes,
@@ -88,6 +97,7 @@ where
         state: &state,
         socket: &mut socket,
         conn,
+        holder: ids::player_id(),
         seat: None,
         bucket: TokenBucket::new(config.rate, config.burst, Instant::now()),
         strikes: Strikes::new(config.abuse_limit),
@@ -175,11 +185,15 @@ where
                 .map_err(|_| Gone)
         };
         let _ = tokio::time::timeout(CLOSE_WAIT, goodbye).await;
-        if reason != CloseReason::Draining {
-            self.state.metrics.error(match reason {
-                CloseReason::SlowConsumer => "closed_slow_consumer",
-                _ => "closed_abuse",
-            });
+        let counted = match reason {
+            CloseReason::Draining => None,
+            CloseReason::SlowConsumer => Some("closed_slow_consumer"),
+            CloseReason::Abuse => Some("closed_abuse"),
+            CloseReason::Replaced => Some("closed_replaced"),
+            CloseReason::RoomGone => Some("closed_room_gone"),
+        };
+        if let Some(kind) = counted {
+            self.state.metrics.error(kind);
         }
     }
 
@@ -263,15 +277,19 @@ where
 
     async fn on_frame(&mut self, frame: ClientFrame) -> Step {
         match frame {
-            ClientFrame::Create { game, max_players } => self.create(game, max_players).await,
+            ClientFrame::Create {
+                game,
+                max_players,
+                key,
+            } => self.create(game, max_players, key).await,
             ClientFrame::Join { room, mode } => self.join(room, mode).await,
-            ClientFrame::Act { id, data } => self.act(id, data).await,
+            ClientFrame::Act { id, data, key } => self.act(id, data, key).await,
             ClientFrame::Leave => self.leave().await,
             ClientFrame::Ping { id } => self.reply(ServerFrame::Pong { id }).await,
         }
     }
 
-    async fn create(&mut self, game: String, max_players: u32) -> Step {
+    async fn create(&mut self, game: String, max_players: u32, key: Option<String>) -> Step {
         if let Err(message) = validate_room(&game, max_players, self.state.config.max_room_size) {
             return self.reject(ErrorCode::BadRequest, None, message).await;
         }
@@ -279,7 +297,7 @@ where
         match self
             .state
             .rooms
-            .create(&spec, &self.state.config.server_id)
+            .create(&spec, &self.state.config.server_id, key.as_deref())
             .await
         {
             Ok(room) => self.reply(ServerFrame::Created { room }).await,
@@ -296,17 +314,22 @@ where
             return self.store_error(StoreError::UnknownRoom, None).await;
         }
         let entry = match &mode {
-            JoinMode::Fresh { name } if name.is_empty() || name.chars().count() > MAX_NAME => {
+            JoinMode::Fresh { name, .. } if name.is_empty() || name.chars().count() > MAX_NAME => {
                 let message = format!("`name` must be 1-{MAX_NAME} characters");
                 return self.reject(ErrorCode::BadRequest, None, message).await;
             }
-            JoinMode::Fresh { name } => Entry::Fresh { name },
+            JoinMode::Fresh { name, key } => Entry::Fresh(Joining {
+                name,
+                key: key.as_deref(),
+                holder: &self.holder,
+            }),
             JoinMode::Resume { session, .. } if !ids::is_session_token(session) => {
                 return self.store_error(StoreError::SessionExpired, None).await;
             }
             JoinMode::Resume { session, since } => Entry::Resume {
                 session,
                 since: *since,
+                holder: &self.holder,
             },
         };
         let member = |seat| Member {
@@ -367,7 +390,7 @@ where
         Step::Continue
     }
 
-    async fn act(&mut self, id: u64, data: Data) -> Step {
+    async fn act(&mut self, id: u64, data: Data, key: Option<String>) -> Step {
         let Some(seat) = self.seat.clone() else {
             return self
                 .reject(
@@ -385,9 +408,31 @@ where
             );
             return self.reject(ErrorCode::TooLarge, Some(id), message).await;
         }
-        match self.state.rooms.act(&seat, id, &data).await {
+        let act = Act {
+            id,
+            data: &data,
+            key: key.as_deref(),
+        };
+        match self.state.rooms.act(&seat, &act).await {
             Ok(seq) => self.reply(ServerFrame::Ack { id, seq }).await,
-            Err(e) => self.store_error(e, Some(id)).await,
+            Err(e) => {
+                // The seat is no longer this connection's: say why and go.
+                let ending = match e {
+                    StoreError::Replaced => Some(CloseReason::Replaced),
+                    StoreError::UnknownRoom | StoreError::SessionExpired => {
+                        Some(CloseReason::RoomGone)
+                    }
+                    _ => None,
+                };
+                match (self.store_error(e, Some(id)).await, ending) {
+                    (Step::Continue, Some(reason)) => {
+                        self.seat = None;
+                        self.state.rooms.hub.detach(&seat.room, self.conn);
+                        Step::Close(reason)
+                    }
+                    (step, _) => step,
+                }
+            }
         }
     }
 

@@ -86,6 +86,7 @@ async fn each_bad_frame_gets_its_error() {
             room: room.clone(),
             mode: tierlab_protocol::JoinMode::Fresh {
                 name: "again".into(),
+                key: None,
             },
         })
         .await;

@@ -101,6 +101,7 @@ async fn redis_restart_under_a_live_room_loses_nothing_with_aof_always() {
     p1.send(&ClientFrame::Act {
         id: 99,
         data: Data::from_json("0".into()).unwrap(),
+        key: None,
     })
     .await;
     // Events 1..=3 may still be ahead of the error in p1's stream.
@@ -110,11 +111,13 @@ async fn redis_restart_under_a_live_room_loses_nothing_with_aof_always() {
             other => break other,
         }
     };
+    // Whether a write to a Redis that just died was applied cannot be
+    // known from here: either answer is honest, a silent drop is not.
     assert!(
         matches!(
             error,
             ServerFrame::Error {
-                code: ErrorCode::Unavailable,
+                code: ErrorCode::Unavailable | ErrorCode::UnknownOutcome,
                 id: Some(99),
                 ..
             }

@@ -96,6 +96,7 @@ async fn act_through(
             .send(&ClientFrame::Act {
                 id,
                 data: Data::from_json(format!("{id}")).unwrap(),
+                key: None,
             })
             .await;
         loop {

@@ -119,7 +119,10 @@ async fn full_rooms_and_expired_sessions_are_refused(setup: Setup) {
     let mut p3 = Client::connect(&setup.a.ws()).await;
     p3.send(&ClientFrame::Join {
         room: room.clone(),
-        mode: tierlab_protocol::JoinMode::Fresh { name: "p3".into() },
+        mode: tierlab_protocol::JoinMode::Fresh {
+            name: "p3".into(),
+            key: None,
+        },
     })
     .await;
     p3.expect_error(ErrorCode::RoomFull).await;
@@ -139,7 +142,10 @@ async fn full_rooms_and_expired_sessions_are_refused(setup: Setup) {
     unknown
         .send(&ClientFrame::Join {
             room: "ZZZZZZ".into(),
-            mode: tierlab_protocol::JoinMode::Fresh { name: "x".into() },
+            mode: tierlab_protocol::JoinMode::Fresh {
+                name: "x".into(),
+                key: None,
+            },
         })
         .await;
     unknown.expect_error(ErrorCode::UnknownRoom).await;

@@ -170,7 +170,7 @@ fn answer(
                 members: entry.members.len() as u32,
             }
         }
-        ClientFrame::Act { id, data } => {
+        ClientFrame::Act { id, data, .. } => {
             let Some(entry) = room.as_ref().and_then(|code| rooms.get_mut(code)) else {
                 return;
             };

@@ -80,7 +80,7 @@ impl SenderWatch {
         self.from
             .entry(sender)
             .or_insert_with(|| MemberRecord::new("", &self.player, 0))
-            .saw(n);
+            .saw(n, None);
     }
 
     /// One seq-checker record per sender of the room (`senders`), owed what

@@ -22,7 +22,7 @@ fn plain(acked: &HashMap<String, RangeSet>, members: &[MemberRecord]) -> Verdict
 fn member(player: &str, joined_at: u64, seen: &[u64], stayed: bool) -> MemberRecord {
     let mut m = MemberRecord::new("R", player, joined_at);
     for &s in seen {
-        m.saw(s);
+        m.saw(s, None);
     }
     m.stayed = stayed;
     m
@@ -81,6 +81,25 @@ fn duplicates_and_reorders_are_counted() {
         (v.lost, v.duplicated, v.reordered, v.delivered),
         (0, 1, 1, 6)
     );
+}
+
+#[test]
+fn an_act_applied_twice_is_a_duplicated_act_not_a_duplicated_seq() {
+    // The sender's act 7 came back as seq 2 and, resent without a key, as
+    // seq 3; a replay of seq 3 is a duplicated seq, not a third copy.
+    let mut m = MemberRecord::new("R", "a", 0);
+    for (seq, own) in [
+        (1, Some(6)),
+        (2, Some(7)),
+        (3, Some(7)),
+        (3, Some(7)),
+        (4, None),
+    ] {
+        m.saw(seq, own);
+    }
+    m.stayed = true;
+    let v = plain(&acks("R", 1..=4), &[m]);
+    assert_eq!((v.duplicated_acts, v.duplicated, v.lost), (1, 1, 0));
 }
 
 #[test]

@@ -136,6 +136,27 @@ struct Player {
     next_id: u64,
     /// Acts awaiting their ack: (id, intended send time µs).
     pending: VecDeque<(u64, u64)>,
+    /// Frames of acts that may still be resent (only with `act_retries`).
+    resendable: VecDeque<Resend>,
+}
+
+/// An act that can be sent again, and when it will be if it has to.
+struct Resend {
+    id: u64,
+    frame: String,
+    tries: u32,
+    due: Option<Instant>,
+}
+
+/// Acts a player keeps ready to resend; older ones are given up.
+const MAX_RESENDABLE: usize = 64;
+
+/// When the first planned resend is due (never, if none is planned).
+async fn resend_due(resendable: &VecDeque<Resend>) {
+    match resendable.iter().filter_map(|r| r.due).min() {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Plays on `lane` until `control` says stop, then leaves.
@@ -148,6 +169,7 @@ pub async fn play(arena: Arc<Arena>, lane: Rc<Lane>, seat: Seat, control: Rc<Con
         seat,
         next_id: 0,
         pending: VecDeque::new(),
+        resendable: VecDeque::new(),
     };
     let Some(mut held) = Box::pin(player.enter(None, false)).await else {
         return;
@@ -428,6 +450,11 @@ impl Player {
                     intended = self.next_act(intended);
                     due = self.lane.pacer.until(self.arena.instant_at(intended));
                 }
+                () = resend_due(&self.resendable), if !quiet => {
+                    if !self.resend(held).await {
+                        return Ending::Dropped { deliberate: false };
+                    }
+                }
                 _ = &mut churn, if !quiet => return Ending::Churn,
                 _ = &mut reconnect, if !quiet => {
                     return Ending::Dropped { deliberate: true };
@@ -460,9 +487,23 @@ impl Player {
             Some(w) => format!(r#""t":{sent},"w":{w},"p":{p},"n":{id},"pad":"{pad}""#),
             None => format!(r#""t":{sent},"p":{p},"n":{id},"pad":"{pad}""#),
         };
-        let Some(frame) = self.arena.wire.act(&self.seat.room, id, &fields) else {
+        let behaviour = &self.arena.behaviour;
+        let keyed = behaviour.idempotency_keys;
+        let Some(frame) = self.arena.wire.act(&self.seat.room, id, &fields, keyed) else {
             return true;
         };
+        if behaviour.act_retries > 0 {
+            self.resendable.push_back(Resend {
+                id,
+                frame: frame.clone(),
+                tries: 0,
+                due: None,
+            });
+            // Bounded: a server that never answers does not grow it.
+            while self.resendable.len() > MAX_RESENDABLE {
+                self.resendable.pop_front();
+            }
+        }
         let guarantee = self.arena.wire.guarantee();
         let by_sender = guarantee != Guarantee::ServerSeqs;
         self.lane.report(Sample::Act {
@@ -506,7 +547,9 @@ impl Player {
         let now = self.arena.us_at(at);
         match self.arena.wire.read(text) {
             Incoming::Event { seq, stamp } => {
-                held.seen.saw(seq, stamp);
+                let own =
+                    stamp.is_some_and(|s| s.p == Some(self.seat.index) && s.w == self.arena.worker);
+                held.seen.saw(seq, stamp, own);
                 if let Some(stamp) = stamp {
                     // Signed: on another worker's clock it may come out negative.
                     let one_way = (self.arena.epoch_us + now) as i64 - stamp.t as i64;
@@ -517,6 +560,7 @@ impl Player {
                 }
             }
             Incoming::Ack { id, seq } => {
+                self.resendable.retain(|r| r.id != id);
                 if let Some(sent) = self.take_pending(id) {
                     // Without a server seq, the sender's counter is the seq
                     // of its own stream.
@@ -532,7 +576,8 @@ impl Player {
                 }
             }
             Incoming::Refused { id, code } => {
-                if let Some(id) = id {
+                let retried = id.is_some_and(|id| self.plan_resend(id, code));
+                if let (Some(id), false) = (id, retried) {
                     self.take_pending(id);
                 }
                 self.lane.report(Sample::Error(code));
@@ -543,6 +588,48 @@ impl Player {
             Incoming::Bad => self.lane.report(Sample::Error("bad_frame")),
         }
         None
+    }
+
+    /// Plans the resend of act `id` after a refusal that may be temporary;
+    /// false when it will not be resent.
+    fn plan_resend(&mut self, id: u64, code: &str) -> bool {
+        if !matches!(code, "unavailable" | "unknown_outcome") {
+            return false;
+        }
+        let behaviour = &self.arena.behaviour;
+        let (first, max, tries) = (
+            behaviour.act_retry_after,
+            behaviour.backoff_max,
+            behaviour.act_retries,
+        );
+        let Some(at) = self.resendable.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        let resend = &mut self.resendable[at];
+        if resend.tries >= tries {
+            self.resendable.remove(at);
+            return false;
+        }
+        let wait = first.saturating_mul(1 << resend.tries.min(16)).min(max);
+        resend.tries += 1;
+        resend.due = Some(Instant::now() + wait);
+        true
+    }
+
+    /// Sends again the act whose resend is due first.
+    async fn resend(&mut self, held: &mut Held) -> bool {
+        let now = Instant::now();
+        let Some(next) = self
+            .resendable
+            .iter_mut()
+            .filter(|r| r.due.is_some_and(|due| due <= now))
+            .min_by_key(|r| r.due)
+        else {
+            return true;
+        };
+        next.due = None;
+        let frame = next.frame.clone();
+        send(&mut held.ws, frame).await
     }
 
     fn take_pending(&mut self, id: u64) -> Option<u64> {

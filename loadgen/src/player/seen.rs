@@ -15,9 +15,12 @@ pub enum Seen {
 }
 
 impl Seen {
-    pub fn saw(&mut self, seq: Option<u64>, stamp: Option<Stamp>) {
+    /// Records one event; `own`: it is this player's own act.
+    pub fn saw(&mut self, seq: Option<u64>, stamp: Option<Stamp>, own: bool) {
         match (self, seq, stamp) {
-            (Seen::Seqs(record), Some(seq), _) => record.saw(seq),
+            (Seen::Seqs(record), Some(seq), stamp) => {
+                record.saw(seq, stamp.and_then(|s| s.n).filter(|_| own));
+            }
             (
                 Seen::Senders(watch),
                 None,

@@ -180,6 +180,7 @@ async fn create_one(url: &str, index: u32, request: &CreateRoom) -> Result<RoomS
     let create = ClientFrame::Create {
         game: request.game.clone(),
         max_players: request.max_players,
+        key: None,
     };
     ws.send(Message::Text(create.encode().into()))
         .await

@@ -240,6 +240,18 @@ pub struct Behaviour {
     pub backoff_min: Duration,
     #[serde(default = "Behaviour::default_backoff_max", with = "humantime_serde")]
     pub backoff_max: Duration,
+    /// Times a player resends an act the server answered `unavailable` or
+    /// `unknown_outcome` (the same act: same id, same stamp), waiting
+    /// `act_retry_after`, then twice as long each time (at most
+    /// `backoff_max`).
+    #[serde(default)]
+    pub act_retries: u32,
+    #[serde(default = "Behaviour::default_retry_after", with = "humantime_serde")]
+    pub act_retry_after: Duration,
+    /// Acts carry an idempotency key (where the protocol has them), so a
+    /// resend of an act that was applied is answered with its first seq.
+    #[serde(default = "Behaviour::default_keys")]
+    pub idempotency_keys: bool,
 }
 
 /// Reconnect policy of the players.
@@ -270,6 +282,12 @@ impl Behaviour {
     fn default_backoff_max() -> Duration {
         Duration::from_secs(5)
     }
+    fn default_keys() -> bool {
+        true
+    }
+    fn default_retry_after() -> Duration {
+        Duration::from_millis(250)
+    }
 }
 
 impl Default for Behaviour {
@@ -285,6 +303,9 @@ impl Default for Behaviour {
             backoff: Backoff::Exponential,
             backoff_min: Behaviour::default_backoff_min(),
             backoff_max: Behaviour::default_backoff_max(),
+            act_retries: 0,
+            act_retry_after: Behaviour::default_retry_after(),
+            idempotency_keys: Behaviour::default_keys(),
         }
     }
 }

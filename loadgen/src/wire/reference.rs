@@ -16,6 +16,7 @@ impl Wire for Reference {
                 let mode = match entry.resume {
                     None => JoinMode::Fresh {
                         name: entry.name.to_owned(),
+                        key: None,
                     },
                     Some((session, since)) => JoinMode::Resume {
                         session: session.to_owned(),
@@ -44,9 +45,11 @@ impl Wire for Reference {
         }
     }
 
-    fn act(&self, _room: &str, id: u64, fields: &str) -> Option<String> {
+    fn act(&self, _room: &str, id: u64, fields: &str, keyed: bool) -> Option<String> {
         let data = Data::from_json(format!("{{{fields}}}")).ok()?;
-        Some(ClientFrame::Act { id, data }.encode())
+        // The player's counter is unique per seat: it is the key of a retry.
+        let key = keyed.then(|| id.to_string());
+        Some(ClientFrame::Act { id, data, key }.encode())
     }
 
     fn read(&self, text: &str) -> Incoming {
@@ -105,7 +108,7 @@ mod tests {
         };
         assert!(matches!(
             ClientFrame::decode(&join),
-            Ok(ClientFrame::Join { room, mode: JoinMode::Fresh { name } }) if room == "K7Q2XM" && name == "p1"
+            Ok(ClientFrame::Join { room, mode: JoinMode::Fresh { name, .. } }) if room == "K7Q2XM" && name == "p1"
         ));
         let resume = Entry {
             resume: Some(("s-9", 41)),
@@ -147,12 +150,16 @@ mod tests {
     fn events_carry_seq_and_stamp_and_garbage_is_bad() {
         let wire = Reference;
         let act = wire
-            .act("K7Q2XM", 3, r#""t":7,"p":2,"n":3,"pad":"x""#)
+            .act("K7Q2XM", 3, r#""t":7,"p":2,"n":3,"pad":"x""#, true)
             .unwrap();
-        let Ok(ClientFrame::Act { id, data }) = ClientFrame::decode(&act) else {
+        let Ok(ClientFrame::Act { id, data, key }) = ClientFrame::decode(&act) else {
             panic!("{act}");
         };
-        assert_eq!(id, 3);
+        assert_eq!(
+            (id, key.as_deref()),
+            (3, Some("3")),
+            "the counter keys the act"
+        );
         let event = ServerFrame::Event(Event {
             room: "K7Q2XM".into(),
             seq: 12,

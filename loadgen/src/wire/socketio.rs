@@ -107,7 +107,7 @@ impl Wire for SocketIo {
         }
     }
 
-    fn act(&self, room: &str, id: u64, fields: &str) -> Option<String> {
+    fn act(&self, room: &str, id: u64, fields: &str, _keyed: bool) -> Option<String> {
         let m = &self.mapping;
         let ack = if m.acks {
             id.to_string()
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn acts_name_their_room_and_ask_for_an_ack() {
         let wire = chat();
-        let frame = wire.act("r-1", 7, r#""t":5,"p":3,"n":7"#).unwrap();
+        let frame = wire.act("r-1", 7, r#""t":5,"p":3,"n":7"#, true).unwrap();
         assert_eq!(frame, r#"427["act",{"room":"r-1","t":5,"p":3,"n":7}]"#);
         // It is a frame the codec reads back as that event.
         let Ok(Frame::Message(Packet::Event { id, name, args, .. })) = Frame::decode(&frame) else {
@@ -260,7 +260,7 @@ mod tests {
             ..Protocol::default()
         });
         assert_eq!(
-            quiet.act("r-1", 7, r#""t":5"#).unwrap(),
+            quiet.act("r-1", 7, r#""t":5"#, true).unwrap(),
             r#"42/game,["act",{"t":5}]"#
         );
     }

@@ -14,14 +14,28 @@ fn documented_client_examples_decode() {
         ClientFrame::decode(r#"{"type":"create","game":"quiz","max_players":10}"#),
         Ok(ClientFrame::Create {
             game: "quiz".into(),
-            max_players: 10
+            max_players: 10,
+            key: None
         })
     );
     assert_eq!(
         ClientFrame::decode(r#"{"type":"join","room":"K7Q2XM","name":"p1"}"#),
         Ok(ClientFrame::Join {
             room: "K7Q2XM".into(),
-            mode: JoinMode::Fresh { name: "p1".into() }
+            mode: JoinMode::Fresh {
+                name: "p1".into(),
+                key: None
+            }
+        })
+    );
+    assert_eq!(
+        ClientFrame::decode(r#"{"type":"join","room":"K7Q2XM","name":"p1","key":"j-1"}"#),
+        Ok(ClientFrame::Join {
+            room: "K7Q2XM".into(),
+            mode: JoinMode::Fresh {
+                name: "p1".into(),
+                key: Some("j-1".into())
+            }
         })
     );
     assert_eq!(
@@ -47,11 +61,30 @@ fn documented_client_examples_decode() {
 #[test]
 fn act_data_passes_through_byte_for_byte() {
     let text = r#"{"type":"act","id":7,"data":{"t": 1.50, "k":[1,2 ,3]}}"#;
-    let Ok(ClientFrame::Act { id, data }) = ClientFrame::decode(text) else {
+    let Ok(ClientFrame::Act { id, data, key }) = ClientFrame::decode(text) else {
         panic!("act did not decode");
     };
-    assert_eq!(id, 7);
+    assert_eq!((id, key), (7, None));
     assert_eq!(data.get(), r#"{"t": 1.50, "k":[1,2 ,3]}"#);
+}
+
+#[test]
+fn idempotency_keys_are_read_and_checked() {
+    let keyed = r#"{"type":"act","id":7,"data":1,"key":"7"}"#;
+    assert!(matches!(
+        ClientFrame::decode(keyed),
+        Ok(ClientFrame::Act { key: Some(k), .. }) if k == "7"
+    ));
+    for bad in ["", "has space", &"k".repeat(MAX_KEY + 1)] {
+        let text = format!(r#"{{"type":"act","id":7,"data":1,"key":"{bad}"}}"#);
+        assert!(
+            matches!(
+                ClientFrame::decode(&text),
+                Err(FrameError::Invalid { id: Some(7), .. })
+            ),
+            "{bad:?} passed"
+        );
+    }
 }
 
 #[test]
@@ -135,7 +168,8 @@ fn escaped_strings_decode() {
         Ok(ClientFrame::Join {
             room: "K7Q2XM".into(),
             mode: JoinMode::Fresh {
-                name: "a\"b\u{e9}".into()
+                name: "a\"b\u{e9}".into(),
+                key: None
             }
         })
     );
@@ -159,20 +193,31 @@ fn json_value() -> impl Strategy<Value = String> {
     })
 }
 
+fn key() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of("[!-~]{1,64}")
+}
+
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     let text = "\\PC{0,16}";
     prop_oneof![
-        (text, any::<u32>())
-            .prop_map(|(game, max_players)| ClientFrame::Create { game, max_players }),
-        (text, text).prop_map(|(room, name)| ClientFrame::Join {
+        (text, any::<u32>(), key()).prop_map(|(game, max_players, key)| ClientFrame::Create {
+            game,
+            max_players,
+            key
+        }),
+        (text, text, key()).prop_map(|(room, name, key)| ClientFrame::Join {
             room,
-            mode: JoinMode::Fresh { name }
+            mode: JoinMode::Fresh { name, key }
         }),
         (text, text, any::<Option<u64>>()).prop_map(|(room, session, since)| ClientFrame::Join {
             room,
             mode: JoinMode::Resume { session, since }
         }),
-        (any::<u64>(), json_value()).prop_map(|(id, d)| ClientFrame::Act { id, data: raw(&d) }),
+        (any::<u64>(), json_value(), key()).prop_map(|(id, d, key)| ClientFrame::Act {
+            id,
+            data: raw(&d),
+            key
+        }),
         Just(ClientFrame::Leave),
         any::<u64>().prop_map(|id| ClientFrame::Ping { id }),
     ]

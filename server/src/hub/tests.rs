@@ -31,6 +31,7 @@ fn client(conn: ConnId, capacity: usize) -> Client {
                 room: "ROOM22".into(),
                 player: format!("p{conn}"),
                 session: format!("s{conn}"),
+                holder: format!("h{conn}"),
             },
             outbox,
             kick: CancellationToken::new(),

@@ -12,6 +12,12 @@ use super::{BusMsg, LoggedEvent};
 // One hash tag for the registry, so its pipelines stay single-slot.
 pub(super) const SERVERS_KEY: &str = "{tierlab}:servers";
 
+/// Where a keyed `create` records the room it made (its own slot: the
+/// room's code is not known until it is drawn).
+pub(super) fn create_key(key: &str) -> String {
+    format!("{{create:{key}}}")
+}
+
 pub(super) fn server_key(id: &str) -> String {
     format!("{{tierlab}}:server:{id}")
 }
@@ -37,6 +43,14 @@ impl RoomKeys {
     }
     pub(super) fn session(&self, token: &str) -> String {
         format!("{}:session:{token}", self.0)
+    }
+    /// The window of keyed acts: `player key` → the seq the act got.
+    pub(super) fn acts(&self) -> String {
+        format!("{}:acts", self.0)
+    }
+    /// Keyed joins: key → `player session`.
+    pub(super) fn joins(&self) -> String {
+        format!("{}:joins", self.0)
     }
     pub(super) fn channel(&self) -> String {
         format!("{}:events", self.0)

@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tierlab_protocol::{Data, RoomInfo, ServerEntry};
+use tierlab_protocol::{RoomInfo, ServerEntry};
 
 use super::{
-    BusMsg, BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth,
+    Act, BusMsg, BusSender, Joining, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError,
+    StoreHealth,
 };
 use crate::config::Config;
 use crate::ids;
@@ -24,6 +25,12 @@ struct Room {
     /// player → when the seat lapses unless refreshed.
     seats: HashMap<String, Instant>,
     expires: Instant,
+    /// `player key` → seq of keyed acts, oldest first (at most
+    /// `ACT_KEY_WINDOW`).
+    acts: VecDeque<(String, u64)>,
+    /// join key → session token (at most `JOIN_KEY_WINDOW`, then it starts
+    /// over, as in Redis).
+    joins: HashMap<String, String>,
 }
 
 impl Room {
@@ -38,12 +45,16 @@ struct Session {
     room: String,
     player: String,
     expires: Instant,
+    holder: String,
+    floor: u64,
 }
 
 #[derive(Debug, Default)]
 struct State {
     rooms: HashMap<String, Room>,
     sessions: HashMap<String, Session>,
+    /// create key → room code.
+    creates: HashMap<String, String>,
     me: Option<ServerEntry>,
 }
 
@@ -56,6 +67,9 @@ impl State {
         self.rooms.get_mut(code)
     }
 }
+
+/// Create keys remembered before the record starts over.
+const MAX_CREATE_KEYS: usize = 65_536;
 
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -86,46 +100,83 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn seat(
-        &self,
-        room: &mut Room,
-        code: &str,
-        player: String,
-        session: String,
-        now: Instant,
-    ) -> Seat {
-        room.seats.insert(player.clone(), now + self.session_ttl);
+    fn seat(&self, room: &mut Room, code: &str, session: (&str, &Session), now: Instant) -> Seat {
+        let (token, session) = session;
+        room.seats
+            .insert(session.player.clone(), now + self.session_ttl);
         room.expires = now + self.room_ttl;
         Seat {
             members: room.live_seats(now),
             seq: room.seq,
+            floor: session.floor,
             seat: SeatRef {
                 room: code.to_owned(),
-                player,
-                session,
+                player: session.player.clone(),
+                session: token.to_owned(),
+                holder: session.holder.clone(),
             },
+        }
+    }
+
+    /// The seat of a live session, renewed in its room.
+    fn seated(
+        &self,
+        state: &mut State,
+        code: &str,
+        token: &str,
+        now: Instant,
+    ) -> Result<Seat, StoreError> {
+        let session = state
+            .sessions
+            .remove(token)
+            .ok_or(StoreError::SessionExpired)?;
+        let seat = state
+            .room(code, now)
+            .map(|room| self.seat(room, code, (token, &session), now))
+            .ok_or(StoreError::UnknownRoom);
+        state.sessions.insert(token.to_owned(), session);
+        seat
+    }
+
+    fn new_room(&self, spec: &RoomSpec, now: Instant) -> Room {
+        Room {
+            spec: spec.clone(),
+            seq: 0,
+            log: VecDeque::new(),
+            seats: HashMap::new(),
+            expires: now + self.room_ttl,
+            acts: VecDeque::new(),
+            joins: HashMap::new(),
         }
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create_room(&self, spec: &RoomSpec, _host: &str) -> Result<String, StoreError> {
+    async fn create_room(
+        &self,
+        spec: &RoomSpec,
+        _host: &str,
+        key: Option<&str>,
+    ) -> Result<String, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
+        if let Some(code) = key.and_then(|key| state.creates.get(key)).cloned() {
+            if state.room(&code, now).is_some() {
+                return Ok(code);
+            }
+        }
         for _ in 0..super::CREATE_ATTEMPTS {
             let code = ids::room_code();
             if state.room(&code, now).is_none() {
-                state.rooms.insert(
-                    code.clone(),
-                    Room {
-                        spec: spec.clone(),
-                        seq: 0,
-                        log: VecDeque::new(),
-                        seats: HashMap::new(),
-                        expires: now + self.room_ttl,
-                    },
-                );
+                let room = self.new_room(spec, now);
+                state.rooms.insert(code.clone(), room);
+                if let Some(key) = key {
+                    if state.creates.len() >= MAX_CREATE_KEYS {
+                        state.creates.clear();
+                    }
+                    state.creates.insert(key.to_owned(), code.clone());
+                }
                 return Ok(code);
             }
         }
@@ -144,39 +195,56 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn join(&self, code: &str, _name: &str) -> Result<Seat, StoreError> {
+    async fn join(&self, code: &str, entry: &Joining<'_>) -> Result<Seat, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        let earlier = entry.key.and_then(|key| room.joins.get(key)).cloned();
+        if let Some(token) = earlier {
+            if let Some(session) = state.sessions.get_mut(&token) {
+                if session.expires > now {
+                    session.holder = entry.holder.to_owned();
+                    return self.seated(&mut state, code, &token, now);
+                }
+            }
+        }
         let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
         if room.live_seats(now) >= room.spec.max_players {
             return Err(StoreError::RoomFull);
         }
-        let (player, session) = (ids::player_id(), ids::session_token());
-        let seat = self.seat(room, code, player.clone(), session.clone(), now);
+        let token = ids::session_token();
+        if let Some(key) = entry.key {
+            if room.joins.len() >= super::JOIN_KEY_WINDOW {
+                room.joins.clear();
+            }
+            room.joins.insert(key.to_owned(), token.clone());
+        }
+        let floor = room.seq;
         state.sessions.insert(
-            session,
+            token.clone(),
             Session {
                 room: code.to_owned(),
-                player,
+                player: ids::player_id(),
                 expires: now + self.session_ttl,
+                holder: entry.holder.to_owned(),
+                floor,
             },
         );
-        Ok(seat)
+        self.seated(&mut state, code, &token, now)
     }
 
-    async fn resume(&self, code: &str, token: &str) -> Result<Seat, StoreError> {
+    async fn resume(&self, code: &str, token: &str, holder: &str) -> Result<Seat, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
         state.room(code, now).ok_or(StoreError::UnknownRoom)?;
-        let player = match state.sessions.get_mut(token) {
+        match state.sessions.get_mut(token) {
             Some(s) if s.expires > now && s.room == code => {
                 s.expires = now + self.session_ttl;
-                s.player.clone()
+                s.holder = holder.to_owned();
             }
             _ => return Err(StoreError::SessionExpired),
-        };
-        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
-        Ok(self.seat(room, code, player, token.to_owned(), now))
+        }
+        self.seated(&mut state, code, token, now)
     }
 
     async fn leave(&self, seat: &SeatRef) -> Result<(), StoreError> {
@@ -208,23 +276,29 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn append(
-        &self,
-        code: &str,
-        from: &str,
-        id: u64,
-        data: &Data,
-    ) -> Result<u64, StoreError> {
+    async fn append(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
-        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        state.room(&seat.room, now).ok_or(StoreError::UnknownRoom)?;
+        match state.sessions.get(&seat.session) {
+            Some(s) if s.expires > now && s.holder == seat.holder => {}
+            Some(s) if s.expires > now => return Err(StoreError::Replaced),
+            _ => return Err(StoreError::SessionExpired),
+        }
+        let room = state.room(&seat.room, now).ok_or(StoreError::UnknownRoom)?;
+        let tag = act.key.map(|key| format!("{} {key}", seat.player));
+        if let Some(tag) = &tag {
+            if let Some((_, seq)) = room.acts.iter().find(|(t, _)| t == tag) {
+                return Ok(*seq);
+            }
+        }
         room.seq += 1;
         room.expires = now + self.room_ttl;
         let event = LoggedEvent {
             seq: room.seq,
-            from: from.to_owned(),
-            id,
-            data: data.clone(),
+            from: seat.player.clone(),
+            id: act.id,
+            data: act.data.clone(),
             ts_us: super::now_us(),
         };
         room.log.push_back(event.clone());
@@ -232,9 +306,15 @@ impl Store for MemoryStore {
             room.log.pop_front();
         }
         let seq = room.seq;
+        if let Some(tag) = tag {
+            room.acts.push_back((tag, seq));
+            if room.acts.len() > super::ACT_KEY_WINDOW {
+                room.acts.pop_front();
+            }
+        }
         // Sent under the lock: the bus must see seqs in order.
         let _ = self.bus.send(BusMsg::Event {
-            room: code.to_owned(),
+            room: seat.room.clone(),
             event,
         });
         Ok(seq)

@@ -37,6 +37,10 @@ pub struct SeatRef {
     pub room: String,
     pub player: String,
     pub session: String,
+    /// Names the connection that took or took back the seat; a session is
+    /// live on one connection at a time, and an act from any other holder
+    /// is refused with `Replaced`.
+    pub holder: String,
 }
 
 /// A seat taken by `join` or taken back by a resume.
@@ -46,7 +50,31 @@ pub struct Seat {
     /// Latest seq of the room at the moment the seat was taken.
     pub seq: u64,
     pub members: u32,
+    /// The seq of the session's first join: a resume never replays what
+    /// came before the player was there.
+    pub floor: u64,
 }
+
+/// A fresh join as the store needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Joining<'a> {
+    pub name: &'a str,
+    pub key: Option<&'a str>,
+    pub holder: &'a str,
+}
+
+/// An act as the store appends it.
+#[derive(Debug, Clone, Copy)]
+pub struct Act<'a> {
+    pub id: u64,
+    pub data: &'a Data,
+    pub key: Option<&'a str>,
+}
+
+/// Keyed acts per room whose seqs a retry can still learn, and keyed joins
+/// (at least) whose seats a retry can still get.
+pub const ACT_KEY_WINDOW: usize = 256;
+pub const JOIN_KEY_WINDOW: usize = 256;
 
 /// One entry of a room's log.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,8 +107,16 @@ pub enum StoreError {
     SessionExpired,
     #[error("events after seq {0} are no longer in the room log")]
     Trimmed(u64),
+    /// The store refused or could not be reached: nothing was written.
     #[error("state store unavailable: {0}")]
     Unavailable(String),
+    /// The request reached the store, or may have, but no answer came: it
+    /// may or may not have been applied. A retry with the same key tells.
+    #[error("state store did not answer: {0}; the request may have been applied, retry with the same key")]
+    UnknownOutcome(String),
+    /// Another connection resumed the session and holds it now.
+    #[error("the session was resumed on another connection")]
+    Replaced,
     #[error("{0}")]
     Invalid(&'static str),
 }
@@ -92,6 +128,8 @@ impl StoreError {
             StoreError::RoomFull => ErrorCode::RoomFull,
             StoreError::SessionExpired | StoreError::Trimmed(_) => ErrorCode::SessionExpired,
             StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::UnknownOutcome(_) => ErrorCode::UnknownOutcome,
+            StoreError::Replaced => ErrorCode::Replaced,
             StoreError::Invalid(_) => ErrorCode::BadRequest,
         }
     }
@@ -106,21 +144,29 @@ pub struct StoreHealth {
 
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Creates a room hosted by replica `host`, with a fresh unique code.
-    async fn create_room(&self, spec: &RoomSpec, host: &str) -> Result<String, StoreError>;
+    /// Creates a room hosted by replica `host`, with a fresh unique code; a
+    /// retry with the same `key` gets the room the first attempt made.
+    async fn create_room(
+        &self,
+        spec: &RoomSpec,
+        host: &str,
+        key: Option<&str>,
+    ) -> Result<String, StoreError>;
     async fn room_info(&self, room: &str) -> Result<Option<RoomInfo>, StoreError>;
-    /// Takes a new seat (fails with `RoomFull` when every seat is held).
-    async fn join(&self, room: &str, name: &str) -> Result<Seat, StoreError>;
-    /// Takes back the seat of `session` (fails with `SessionExpired`).
-    async fn resume(&self, room: &str, session: &str) -> Result<Seat, StoreError>;
+    /// Takes a new seat for `holder` (fails with `RoomFull` when every seat
+    /// is held); a retry with the same `key` gets the seat the first took.
+    async fn join(&self, room: &str, entry: &Joining<'_>) -> Result<Seat, StoreError>;
+    /// Takes back the seat of `session` for `holder` (fails with
+    /// `SessionExpired`).
+    async fn resume(&self, room: &str, session: &str, holder: &str) -> Result<Seat, StoreError>;
     /// Gives the seat up for good.
     async fn leave(&self, seat: &SeatRef) -> Result<(), StoreError>;
     /// Keeps seats alive while their players are connected and, called once
     /// more on disconnect, starts each one's session-TTL clock.
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError>;
-    /// Appends an act to the room log and publishes it; returns its seq.
-    async fn append(&self, room: &str, from: &str, id: u64, data: &Data)
-        -> Result<u64, StoreError>;
+    /// Appends an act of `seat` to the room log and publishes it; returns
+    /// its seq (the first one's, for a keyed retry within the window).
+    async fn append(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError>;
     /// Events `from..=to` of the room log, in order; `Trimmed` when `from` is gone.
     async fn range(&self, room: &str, from: u64, to: u64) -> Result<Vec<LoggedEvent>, StoreError>;
     async fn latest_seq(&self, room: &str) -> Result<u64, StoreError>;

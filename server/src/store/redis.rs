@@ -15,15 +15,17 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::bus::Bus;
 use super::cluster::{self, ShardBus};
-use super::layout::{parse_entry, server_key, RoomKeys, RoomMeta, SERVERS_KEY};
+use super::layout::{create_key, parse_entry, server_key, RoomKeys, RoomMeta, SERVERS_KEY};
 use super::link::{BusLink, Commands, Conn};
 use super::primary::Primary;
 use super::scripts;
 use redis::{AsyncCommands, Client, Script};
-use tierlab_protocol::{Data, RoomInfo, ServerEntry};
+use tierlab_protocol::{RoomInfo, ServerEntry};
 use tokio_util::sync::CancellationToken;
 
-use super::{BusSender, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth};
+use super::{
+    Act, BusSender, Joining, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth,
+};
 use crate::config::Config;
 use crate::ids;
 use crate::metrics::Metrics;
@@ -168,6 +170,25 @@ impl RedisStore {
         op: &'static str,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
+        self.run(op, Effect::Reads, fut).await
+    }
+
+    /// Like `timed`, for an operation that changes state: when it may have
+    /// reached Redis and no answer came, the outcome is unknown, not "no".
+    async fn timed_write<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        self.run(op, Effect::Writes, fut).await
+    }
+
+    async fn run<T>(
+        &self,
+        op: &'static str,
+        effect: Effect,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.settings.timeout, fut).await;
         self.metrics.redis_op(op, started.elapsed());
@@ -175,13 +196,77 @@ impl RedisStore {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 self.metrics.error("redis");
-                Err(StoreError::Unavailable(format!("{op}: {e}")))
+                Err(effect.failed(op, &e))
             }
             Err(_) => {
                 self.metrics.error("redis_timeout");
-                Err(StoreError::Unavailable(format!("{op}: timed out")))
+                Err(match effect {
+                    Effect::Reads => StoreError::Unavailable(format!("{op}: timed out")),
+                    Effect::Writes => StoreError::UnknownOutcome(format!("{op}: timed out")),
+                })
             }
         }
+    }
+
+    /// `SET NX` of a room's meta: whether this call created the room.
+    async fn set_meta(&self, code: &str, meta: &str) -> Result<bool, StoreError> {
+        let set = redis::cmd("SET")
+            .arg(RoomKeys::new(code).meta())
+            .arg(meta)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.settings.room_ttl_ms)
+            .clone();
+        let created: Option<String> = self
+            .timed_write("create_room", async {
+                set.query_async(&mut self.conn()).await
+            })
+            .await?;
+        Ok(created.is_some())
+    }
+
+    /// Whether the existing room `code` is the one `spec` asks for (a keyed
+    /// create that already happened), not another room on that code. The
+    /// host may differ: a retry can pick another replica.
+    async fn made_by(&self, code: &str, spec: &RoomSpec) -> Result<bool, StoreError> {
+        let key = RoomKeys::new(code).meta();
+        let found: Option<String> = self
+            .timed("create_room", async { self.conn().get(key).await })
+            .await?;
+        let found: Option<RoomMeta> = found.and_then(|meta| serde_json::from_str(&meta).ok());
+        Ok(found.is_some_and(|m| m.game == spec.game && m.max_players == spec.max_players))
+    }
+
+    /// The code a create key names, claiming a fresh one if it names none.
+    async fn claim_create_key(&self, key: &str) -> Result<String, StoreError> {
+        let fresh = ids::room_code();
+        let claim = redis::cmd("SET")
+            .arg(create_key(key))
+            .arg(&fresh)
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
+            .arg(self.settings.room_ttl_ms)
+            .clone();
+        let earlier: Option<String> = self
+            .timed_write("create_room", async {
+                claim.query_async(&mut self.conn()).await
+            })
+            .await?;
+        Ok(earlier.unwrap_or(fresh))
+    }
+
+    async fn move_create_key(&self, key: &str, code: &str) -> Result<(), StoreError> {
+        let set = redis::cmd("SET")
+            .arg(create_key(key))
+            .arg(code)
+            .arg("PX")
+            .arg(self.settings.room_ttl_ms)
+            .clone();
+        self.timed_write("create_room", async {
+            set.query_async::<()>(&mut self.conn()).await
+        })
+        .await
     }
 
     fn conn(&self) -> Conn {
@@ -228,6 +313,27 @@ impl RedisStore {
     }
 }
 
+/// Whether an operation changes state, which decides what a failure means.
+#[derive(Debug, Clone, Copy)]
+enum Effect {
+    Reads,
+    Writes,
+}
+
+impl Effect {
+    /// A refused connection or Redis's own error reply means nothing was
+    /// applied; a write whose connection broke mid-way may have been.
+    fn failed(self, op: &str, e: &redis::RedisError) -> StoreError {
+        let sent_maybe = e.is_io_error() && !e.is_connection_refusal();
+        match self {
+            Effect::Writes if sent_maybe || e.is_timeout() => {
+                StoreError::UnknownOutcome(format!("{op}: {e}"))
+            }
+            _ => StoreError::Unavailable(format!("{op}: {e}")),
+        }
+    }
+}
+
 fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -238,7 +344,12 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn create_room(&self, spec: &RoomSpec, host: &str) -> Result<String, StoreError> {
+    async fn create_room(
+        &self,
+        spec: &RoomSpec,
+        host: &str,
+        key: Option<&str>,
+    ) -> Result<String, StoreError> {
         let meta = RoomMeta {
             game: spec.game.clone(),
             max_players: spec.max_players,
@@ -246,22 +357,24 @@ impl Store for RedisStore {
         };
         let meta =
             serde_json::to_string(&meta).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // A keyed create claims its key for a code first: a retry finds the
+        // code and (re)creates that room, whether or not the first got to it.
+        let mut code = match key {
+            Some(key) => self.claim_create_key(key).await?,
+            None => ids::room_code(),
+        };
         for _ in 0..super::CREATE_ATTEMPTS {
-            let code = ids::room_code();
-            let set = redis::cmd("SET")
-                .arg(RoomKeys::new(&code).meta())
-                .arg(&meta)
-                .arg("NX")
-                .arg("PX")
-                .arg(self.settings.room_ttl_ms)
-                .clone();
-            let created: Option<String> = self
-                .timed("create_room", async {
-                    set.query_async(&mut self.conn()).await
-                })
-                .await?;
-            if created.is_some() {
+            if self.set_meta(&code, &meta).await? {
                 return Ok(code);
+            }
+            if let Some(key) = key {
+                if self.made_by(&code, spec).await? {
+                    return Ok(code);
+                }
+                code = ids::room_code();
+                self.move_create_key(key, &code).await?;
+            } else {
+                code = ids::room_code();
             }
         }
         Err(StoreError::Unavailable(super::CODE_SPACE_CROWDED.into()))
@@ -290,39 +403,46 @@ impl Store for RedisStore {
         }))
     }
 
-    async fn join(&self, room: &str, name: &str) -> Result<Seat, StoreError> {
+    async fn join(&self, room: &str, entry: &Joining<'_>) -> Result<Seat, StoreError> {
         let keys = RoomKeys::new(room);
-        let player = ids::player_id();
         let session = ids::session_token();
         let mut call = self.join.prepare_invoke();
         call.key(keys.meta())
             .key(keys.members())
             .key(keys.seq())
             .key(keys.session(&session))
-            .arg(&player)
-            .arg(name)
+            .key(keys.joins())
+            .arg(ids::player_id())
+            .arg(entry.name)
             .arg(now_ms())
             .arg(self.settings.session_ttl_ms)
-            .arg(self.settings.room_ttl_ms);
-        let (status, seq, members): (i64, u64, u32) = self
-            .timed("join", async { call.invoke_async(&mut self.conn()).await })
+            .arg(self.settings.room_ttl_ms)
+            .arg(entry.key.unwrap_or(""))
+            .arg(entry.holder)
+            .arg(super::JOIN_KEY_WINDOW)
+            .arg(&session);
+        let (status, seq, members, player, session): (i64, u64, u32, String, String) = self
+            .timed_write("join", async { call.invoke_async(&mut self.conn()).await })
             .await?;
+        let seat = |player, session| Seat {
+            seat: SeatRef {
+                room: room.to_owned(),
+                player,
+                session,
+                holder: entry.holder.to_owned(),
+            },
+            seq,
+            members,
+            floor: seq,
+        };
         match status {
-            1 => Ok(Seat {
-                seat: SeatRef {
-                    room: room.to_owned(),
-                    player,
-                    session,
-                },
-                seq,
-                members,
-            }),
+            1 | 2 => Ok(seat(player, session)),
             -2 => Err(StoreError::RoomFull),
             _ => Err(StoreError::UnknownRoom),
         }
     }
 
-    async fn resume(&self, room: &str, session: &str) -> Result<Seat, StoreError> {
+    async fn resume(&self, room: &str, session: &str, holder: &str) -> Result<Seat, StoreError> {
         let keys = RoomKeys::new(room);
         let mut call = self.resume.prepare_invoke();
         call.key(keys.meta())
@@ -331,9 +451,10 @@ impl Store for RedisStore {
             .key(keys.session(session))
             .arg(now_ms())
             .arg(self.settings.session_ttl_ms)
-            .arg(self.settings.room_ttl_ms);
-        let (status, seq, members, player): (i64, u64, u32, String) = self
-            .timed("resume", async {
+            .arg(self.settings.room_ttl_ms)
+            .arg(holder);
+        let (status, seq, members, player, floor): (i64, u64, u32, String, u64) = self
+            .timed_write("resume", async {
                 call.invoke_async(&mut self.conn()).await
             })
             .await?;
@@ -343,9 +464,11 @@ impl Store for RedisStore {
                     room: room.to_owned(),
                     player,
                     session: session.to_owned(),
+                    holder: holder.to_owned(),
                 },
                 seq,
                 members,
+                floor,
             }),
             -1 => Err(StoreError::UnknownRoom),
             _ => Err(StoreError::SessionExpired),
@@ -399,32 +522,36 @@ impl Store for RedisStore {
             .collect()
     }
 
-    async fn append(
-        &self,
-        room: &str,
-        from: &str,
-        id: u64,
-        data: &Data,
-    ) -> Result<u64, StoreError> {
-        let keys = RoomKeys::new(room);
+    async fn append(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError> {
+        let keys = RoomKeys::new(&seat.room);
         let mut call = self.append.prepare_invoke();
         call.key(keys.meta())
             .key(keys.seq())
             .key(keys.log())
+            .key(keys.acts())
+            .key(keys.session(&seat.session))
             .arg(keys.channel())
-            .arg(from)
-            .arg(id)
-            .arg(data.get())
+            .arg(&seat.player)
+            .arg(act.id)
+            .arg(act.data.get())
             .arg(super::now_us())
             .arg(self.settings.log_max_len)
             .arg(self.settings.room_ttl_ms)
-            .arg(self.publish);
-        let seq: i64 = self
-            .timed("append", async {
+            .arg(self.publish)
+            .arg(act.key.unwrap_or(""))
+            .arg(super::ACT_KEY_WINDOW)
+            .arg(&seat.holder);
+        let (status, seq): (i64, u64) = self
+            .timed_write("append", async {
                 call.invoke_async(&mut self.conn()).await
             })
             .await?;
-        let seq = u64::try_from(seq).map_err(|_| StoreError::UnknownRoom)?;
+        match status {
+            1 | 0 => {}
+            -3 => return Err(StoreError::Replaced),
+            -4 => return Err(StoreError::SessionExpired),
+            _ => return Err(StoreError::UnknownRoom),
+        }
         if self.wait_replicas > 0 {
             self.replicated(&keys.seq()).await?;
         }

@@ -105,6 +105,33 @@ impl Redis {
         }
     }
 
+    /// SIGSTOP: Redis keeps its sockets but answers nothing (a stall, a
+    /// GC-like pause, a partition that drops nothing).
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// SIGCONT: what it was sent meanwhile is executed now.
+    pub fn unpause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("redis is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Runs one command with redis-cli and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli must be on PATH");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Starts again on the same port with the same data directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -419,6 +446,7 @@ impl Client {
         self.send(&ClientFrame::Create {
             game: "quiz".into(),
             max_players,
+            key: None,
         })
         .await;
         match self.recv().await {
@@ -430,7 +458,10 @@ impl Client {
     pub async fn join(&mut self, room: &str, name: &str) -> u64 {
         self.send(&ClientFrame::Join {
             room: room.into(),
-            mode: JoinMode::Fresh { name: name.into() },
+            mode: JoinMode::Fresh {
+                name: name.into(),
+                key: None,
+            },
         })
         .await;
         self.expect_joined(room).await
@@ -470,11 +501,12 @@ impl Client {
     /// Sends an act and returns the acked seq; events that arrive first are
     /// returned too, in order.
     pub async fn act(&mut self, id: u64, data: &str) -> (u64, Vec<Event>) {
-        self.send(&ClientFrame::Act {
-            id,
-            data: Data::from_json(data.to_owned()).unwrap(),
-        })
-        .await;
+        self.act_keyed(id, data, None).await
+    }
+
+    /// The same, with an idempotency key.
+    pub async fn act_keyed(&mut self, id: u64, data: &str, key: Option<&str>) -> (u64, Vec<Event>) {
+        self.send(&act_frame(id, data, key)).await;
         let mut early = Vec::new();
         loop {
             match self.recv().await {
@@ -518,6 +550,14 @@ impl Client {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+pub fn act_frame(id: u64, data: &str, key: Option<&str>) -> ClientFrame {
+    ClientFrame::Act {
+        id,
+        data: Data::from_json(data.to_owned()).unwrap(),
+        key: key.map(str::to_owned),
     }
 }
 
