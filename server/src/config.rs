@@ -114,9 +114,26 @@ pub struct Args {
     /// Frames queued for one client before it counts as a slow consumer.
     #[arg(long, env = "TIERLAB_SEND_QUEUE", default_value_t = 1024)]
     pub send_queue: usize,
-    /// Concurrent WebSocket connections accepted by this replica.
-    #[arg(long, env = "TIERLAB_MAX_CONNECTIONS", default_value_t = 50_000)]
-    pub max_connections: u64,
+    /// Concurrent WebSocket connections accepted by this replica (default:
+    /// what the descriptor limit leaves after a reserve and --max-pending).
+    #[arg(long, env = "TIERLAB_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// Connections still in HTTP (not yet WebSockets) held at once; one more
+    /// closes the oldest (default: an eighth of the descriptor budget, at
+    /// most 1024).
+    #[arg(long, env = "TIERLAB_MAX_PENDING")]
+    pub max_pending: Option<usize>,
+    /// Time a client has to send a request's headers.
+    #[arg(long, env = "TIERLAB_HEADER_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// A WebSocket that sends nothing (not even a pong to the server's
+    /// pings, sent every third of this) for this long is closed.
+    #[arg(long, env = "TIERLAB_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// How long a draining replica keeps answering `/ready` with 503 after
+    /// its clients have gone, so a load balancer's health check sees it.
+    #[arg(long, env = "TIERLAB_DRAIN_LINGER", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub drain_linger: Duration,
     /// Time a Redis operation may take before the client gets `unavailable`.
     #[arg(long, env = "TIERLAB_REDIS_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
     pub redis_timeout: Duration,
@@ -171,6 +188,12 @@ pub struct Config {
     pub abuse_limit: u32,
     pub send_queue: usize,
     pub max_connections: u64,
+    pub max_pending: usize,
+    /// Descriptors this process may spend on client sockets.
+    pub max_sockets: u64,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_linger: Duration,
     pub redis_timeout: Duration,
     pub heartbeat: Duration,
     pub feed_idle: Duration,
@@ -240,6 +263,14 @@ fn check_limits(args: &Args) -> Result<(), ConfigError> {
         "--redis-timeout must be at least 50ms",
     )?;
     check(
+        args.header_timeout >= Duration::from_millis(100),
+        "--header-timeout must be at least 100ms",
+    )?;
+    check(
+        args.idle_timeout >= Duration::from_secs(1),
+        "--idle-timeout must be at least 1s",
+    )?;
+    check(
         args.ws_read_buffer >= 1024,
         "--ws-read-buffer must be at least 1024",
     )
@@ -281,10 +312,70 @@ fn check_identity_and_redis(args: &Args) -> Result<(), ConfigError> {
     )
 }
 
+/// Descriptors kept back from clients: Redis connections, the listener,
+/// logs, and a few to spare.
+pub const FD_RESERVE: u64 = 64;
+
+/// How the process's descriptors are shared between client sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub sockets: u64,
+    pub max_pending: usize,
+    pub max_connections: u64,
+}
+
+impl Budget {
+    /// Splits `fd_limit` (the soft RLIMIT_NOFILE) between pending and
+    /// WebSocket connections; explicit flags win but must fit in it.
+    pub fn new(
+        fd_limit: u64,
+        pending: Option<usize>,
+        connections: Option<u64>,
+    ) -> Result<Budget, ConfigError> {
+        let sockets = fd_limit.saturating_sub(FD_RESERVE);
+        check(
+            sockets >= 32,
+            &format!("the descriptor limit ({fd_limit}) leaves too few sockets; raise `ulimit -n`"),
+        )?;
+        // Unless told, pending gets an eighth (16…1024), and less when
+        // --max-connections asks for nearly everything.
+        let left = connections.map_or(sockets, |c| sockets.saturating_sub(c));
+        let fair = (sockets / 8).clamp(16, 1024).min(left.max(1));
+        let max_pending = pending.unwrap_or(fair as usize);
+        check(max_pending >= 1, "--max-pending must be at least 1")?;
+        let room = sockets.saturating_sub(max_pending as u64);
+        let max_connections = connections.unwrap_or(room);
+        check(
+            max_connections >= 1 && max_connections <= room,
+            &format!(
+                "--max-connections ({max_connections}) and --max-pending ({max_pending}) need more descriptors than the limit ({fd_limit}) less {FD_RESERVE} leaves; raise `ulimit -n` or lower them"
+            ),
+        )?;
+        Ok(Budget {
+            sockets,
+            max_pending,
+            max_connections,
+        })
+    }
+}
+
+/// The soft descriptor limit, raised to the hard one where allowed.
+fn descriptor_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
 impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
         check_limits(&args)?;
         check_identity_and_redis(&args)?;
+        let budget = Budget::new(descriptor_limit(), args.max_pending, args.max_connections)?;
         let listen = SocketAddr::new(args.bind, args.port);
         Ok(Config {
             server_id: args
@@ -309,7 +400,12 @@ impl Config {
             burst: args.burst,
             abuse_limit: args.abuse_limit,
             send_queue: args.send_queue,
-            max_connections: args.max_connections,
+            max_connections: budget.max_connections,
+            max_pending: budget.max_pending,
+            max_sockets: budget.sockets,
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            drain_linger: args.drain_linger,
             redis_timeout: args.redis_timeout,
             heartbeat: args.heartbeat,
             feed_idle: args.feed_idle,
@@ -345,6 +441,22 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_descriptor_budget_keeps_a_reserve_and_fits_explicit_flags() {
+        use super::{Budget, FD_RESERVE};
+        let small = Budget::new(1024, None, None).unwrap();
+        assert_eq!(small.sockets, 1024 - FD_RESERVE);
+        assert_eq!(small.max_pending, 120);
+        assert_eq!(small.max_connections, 1024 - FD_RESERVE - 120);
+        let large = Budget::new(1_048_576, None, None).unwrap();
+        assert_eq!(large.max_pending, 1024);
+        // Asked for nearly everything: pending shrinks to what is left.
+        let tight = Budget::new(20_000, None, Some(19_000)).unwrap();
+        assert_eq!((tight.max_connections, tight.max_pending), (19_000, 936));
+        let err = Budget::new(1024, None, Some(50_000)).unwrap_err();
+        assert!(err.to_string().contains("ulimit -n"), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -10,6 +10,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod registry;
 pub mod rooms;
@@ -21,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,8 @@ pub struct AppState {
     /// The URL clients use to reach this replica directly.
     pub ws_url: String,
     pub started: Instant,
-    pub connections: AtomicU64,
+    /// Open WebSocket connections (shared with the accept loop's budget).
+    pub connections: Arc<AtomicU64>,
     next_conn: AtomicU64,
     /// Cancelled when the replica starts draining: every connection closes
     /// with `close{reason:"draining"}` and code 1012.
@@ -62,6 +63,27 @@ impl AppState {
         self.connections.fetch_sub(1, Ordering::Relaxed);
         self.metrics.connections.dec();
     }
+}
+
+/// Resolves when a drain that `shutdown` starts is over. Meanwhile the
+/// replica still accepts HTTP: `/ready` answers 503 (a load balancer takes
+/// it out), new WebSockets are refused, and every client is told to go.
+async fn drained(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    shutdown.await;
+    tracing::info!(server = %state.config.server_id, "draining");
+    state.drain.cancel();
+    state.rooms.store.deregister(&state.config.server_id).await;
+    state.connection_tasks.close();
+    if tokio::time::timeout(state.config.drain_timeout, state.connection_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = state.connections.load(Ordering::Relaxed),
+            "drain timed out; closing the rest"
+        );
+    }
+    tokio::time::sleep(state.config.drain_linger).await;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +124,7 @@ pub async fn run(
         rooms,
         metrics,
         started: Instant::now(),
-        connections: AtomicU64::new(0),
+        connections: Arc::new(AtomicU64::new(0)),
         next_conn: AtomicU64::new(1),
         drain: CancellationToken::new(),
         connection_tasks: TaskTracker::new(),
@@ -115,33 +137,21 @@ pub async fn run(
     );
     tokio::spawn(registry::run(Arc::clone(&state), background.clone()));
 
-    let drain = state.drain.clone();
-    // Events are small and latency is the product: never let Nagle hold a
-    // frame back waiting for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, http::app(Arc::clone(&state)))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            drain.cancel();
-        })
-        .await?;
-
-    tracing::info!(server = %state.config.server_id, "draining");
-    state.rooms.store.deregister(&state.config.server_id).await;
-    state.connection_tasks.close();
-    if tokio::time::timeout(state.config.drain_timeout, state.connection_tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            left = state.connections.load(Ordering::Relaxed),
-            "drain timed out; closing the rest"
-        );
-    }
+    let gate = listen::Gate {
+        header_timeout: state.config.header_timeout,
+        max_pending: state.config.max_pending,
+        max_sockets: state.config.max_sockets,
+    };
+    let stop = drained(Arc::clone(&state), shutdown);
+    listen::serve(
+        listener,
+        http::app(Arc::clone(&state)),
+        gate,
+        Arc::clone(&state.connections),
+        Arc::clone(&state.metrics),
+        stop,
+    )
+    .await;
     background.cancel();
     Ok(())
 }

@@ -32,8 +32,34 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 enum Step {
     Continue,
     Close(CloseReason),
+    /// The client broke the WebSocket protocol: close with this code.
+    Violation(u16, &'static str),
     /// The socket failed or the client closed it.
     Gone,
+}
+
+/// How the connection ends.
+enum Ending {
+    Said(CloseReason),
+    Violation(u16, &'static str),
+    Gone,
+}
+
+/// The close code for a read error that is the client's doing (a frame too
+/// large to read, text that is not UTF-8, a broken frame); `None` for a
+/// socket that simply failed. tungstenite says which only in its message.
+fn violation(error: &dyn std::error::Error) -> Option<(u16, &'static str)> {
+    use axum::extract::ws::close_code;
+    let text = error.to_string();
+    if text.contains("Space limit exceeded") {
+        Some((close_code::SIZE, "message too big"))
+    } else if text.contains("UTF-8") {
+        Some((close_code::INVALID, "text is not UTF-8"))
+    } else if text.contains("Protocol error") {
+        Some((close_code::PROTOCOL, "WebSocket protocol error"))
+    } else {
+        None
+    }
 }
 
 /// The socket went away mid-write.
@@ -83,6 +109,7 @@ struct Session<'a, S> {
 pub async fn serve<S, E>(mut socket: S, state: Arc<AppState>, conn: ConnId)
 where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+    E: std::error::Error,
 {
     let config = &state.config;
     let (outbox, mut inbox) = mpsc::channel(config.send_queue);
@@ -104,47 +131,67 @@ where
         outbox,
         kick: kick.clone(),
     };
+    let idle = config.idle_timeout;
+    let mut heard = Instant::now();
+    let mut pings = tokio::time::interval_at((Instant::now() + idle / 3).into(), idle / 3);
     let ending = loop {
         tokio::select! {
             biased;
-            _ = kick.cancelled() => break Some(CloseReason::SlowConsumer),
-            _ = state.drain.cancelled() => break Some(CloseReason::Draining),
+            _ = kick.cancelled() => break Ending::Said(CloseReason::SlowConsumer),
+            _ = state.drain.cancelled() => break Ending::Said(CloseReason::Draining),
             Some(first) = inbox.recv() => {
                 // A client that stops reading blocks this write; its kick
                 // (queue overflow) must still end the connection.
                 tokio::select! {
                     written = session.forward(first, &mut inbox) => {
                         if written.is_err() {
-                            break None;
+                            break Ending::Gone;
                         }
                     }
-                    _ = kick.cancelled() => break Some(CloseReason::SlowConsumer),
+                    _ = kick.cancelled() => break Ending::Said(CloseReason::SlowConsumer),
+                }
+            }
+            _ = pings.tick() => {
+                if heard.elapsed() >= idle {
+                    state.metrics.error("closed_idle");
+                    break Ending::Violation(axum::extract::ws::close_code::AWAY, "idle: nothing heard");
+                }
+                if session.socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break Ending::Gone;
                 }
             }
             inbound = session.socket.next() => {
+                heard = Instant::now();
                 let step = match inbound {
                     Some(Ok(message)) => session.on_message(message).await,
-                    _ => Step::Gone,
+                    Some(Err(e)) => match violation(&e) {
+                        Some((code, why)) => Step::Violation(code, why),
+                        None => Step::Gone,
+                    },
+                    None => Step::Gone,
                 };
                 match step {
                     Step::Continue => {}
-                    Step::Close(reason) => break Some(reason),
-                    Step::Gone => break None,
+                    Step::Close(reason) => break Ending::Said(reason),
+                    Step::Violation(code, why) => break Ending::Violation(code, why),
+                    Step::Gone => break Ending::Gone,
                 }
             }
         }
     };
-    if let Some(reason) = ending {
-        session.close(reason).await;
+    match ending {
+        Ending::Said(reason) => session.close(reason).await,
+        Ending::Violation(code, why) => session.close_frame(code, why).await,
+        Ending::Gone => {}
     }
     if let Some(seat) = session.seat.take() {
         state.rooms.disconnect(&seat, conn).await;
     }
 }
 
-impl<S> Session<'_, S>
+impl<S, E> Session<'_, S>
 where
-    S: Sink<Message> + Unpin,
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
         self.socket.send(text(frame)).await.map_err(|_| Gone)
@@ -173,18 +220,6 @@ where
     /// Says why, then closes; bounded in time because a slow consumer may
     /// not read even this.
     async fn close(&mut self, reason: CloseReason) {
-        let frame = CloseFrame {
-            code: close_code(reason),
-            reason: reason_text(reason).into(),
-        };
-        let goodbye = async {
-            self.send(&ServerFrame::Close { reason }).await?;
-            self.socket
-                .send(Message::Close(Some(frame)))
-                .await
-                .map_err(|_| Gone)
-        };
-        let _ = tokio::time::timeout(CLOSE_WAIT, goodbye).await;
         let counted = match reason {
             CloseReason::Draining => None,
             CloseReason::SlowConsumer => Some("closed_slow_consumer"),
@@ -195,6 +230,37 @@ where
         if let Some(kind) = counted {
             self.state.metrics.error(kind);
         }
+        let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+        let said =
+            tokio::time::timeout_at(deadline, self.send(&ServerFrame::Close { reason })).await;
+        if matches!(said, Ok(Ok(()))) {
+            self.close_frame(close_code(reason), reason_text(reason))
+                .await;
+        }
+    }
+
+    /// The WebSocket close handshake: our close frame, then whatever the
+    /// client still sends is read and dropped until its close frame (or
+    /// `CLOSE_WAIT`). Dropping a socket with unread data makes the kernel
+    /// answer with a reset, and the client would never see the close.
+    async fn close_frame(&mut self, code: u16, why: &'static str) {
+        let frame = CloseFrame {
+            code,
+            reason: why.into(),
+        };
+        let handshake = async {
+            self.socket
+                .send(Message::Close(Some(frame)))
+                .await
+                .map_err(|_| Gone)?;
+            while let Some(Ok(message)) = self.socket.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+            Ok::<(), Gone>(())
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, handshake).await;
     }
 
     async fn on_message(&mut self, message: Message) -> Step {

@@ -214,11 +214,16 @@ impl Replica {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Graceful shutdown (as on SIGTERM); waits until the server returned.
-    pub async fn stop(&mut self) {
+    /// Starts a graceful shutdown (as on SIGTERM) and returns at once.
+    pub fn begin_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Graceful shutdown (as on SIGTERM); waits until the server returned.
+    pub async fn stop(&mut self) {
+        self.begin_stop();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(WAIT, task)
                 .await
@@ -244,8 +249,27 @@ pub struct ReplicaProcess {
 
 impl ReplicaProcess {
     pub async fn start(redis: &Redis, id: &str, extra: &[&str]) -> ReplicaProcess {
+        ReplicaProcess::start_with(redis, id, extra, None).await
+    }
+
+    /// The same, with the descriptor limit (`ulimit -n`) set to `nofile`.
+    pub async fn start_with(
+        redis: &Redis,
+        id: &str,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> ReplicaProcess {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tierlab-server"))
+        let binary = env!("CARGO_BIN_EXE_tierlab-server");
+        let mut command = match nofile {
+            Some(n) => {
+                let mut limited = Command::new("prlimit");
+                limited.arg(format!("--nofile={n}:{n}")).arg(binary);
+                limited
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args([
                 "--port",
                 &port.to_string(),
