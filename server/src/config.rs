@@ -123,6 +123,18 @@ pub struct Args {
     /// most 1024).
     #[arg(long, env = "TIERLAB_MAX_PENDING")]
     pub max_pending: Option<usize>,
+    /// Rooms one WebSocket connection may create.
+    #[arg(long, env = "TIERLAB_ROOMS_PER_CONNECTION", default_value_t = 16)]
+    pub rooms_per_connection: u32,
+    /// Rooms one peer address may create per second through REST (burst:
+    /// ten times as many).
+    #[arg(long, env = "TIERLAB_CREATE_RATE", default_value_t = 100.0)]
+    pub create_rate: f64,
+    /// Lookups of unknown rooms one peer address may make per second
+    /// (burst: four times as many); past that, every lookup from it is
+    /// answered 429 until it slows down: room codes cannot be swept.
+    #[arg(long, env = "TIERLAB_LOOKUP_MISS_RATE", default_value_t = 5.0)]
+    pub lookup_miss_rate: f64,
     /// Time a client has to send a request's headers.
     #[arg(long, env = "TIERLAB_HEADER_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
@@ -189,6 +201,9 @@ pub struct Config {
     pub send_queue: usize,
     pub max_connections: u64,
     pub max_pending: usize,
+    pub rooms_per_connection: u32,
+    pub create_rate: f64,
+    pub lookup_miss_rate: f64,
     /// Descriptors this process may spend on client sockets.
     pub max_sockets: u64,
     pub header_timeout: Duration,
@@ -261,6 +276,14 @@ fn check_limits(args: &Args) -> Result<(), ConfigError> {
     check(
         args.redis_timeout >= Duration::from_millis(50),
         "--redis-timeout must be at least 50ms",
+    )?;
+    check(
+        args.create_rate > 0.0 && args.create_rate.is_finite(),
+        "--create-rate must be a positive number",
+    )?;
+    check(
+        args.lookup_miss_rate > 0.0 && args.lookup_miss_rate.is_finite(),
+        "--lookup-miss-rate must be a positive number",
     )?;
     check(
         args.header_timeout >= Duration::from_millis(100),
@@ -402,6 +425,9 @@ impl Config {
             send_queue: args.send_queue,
             max_connections: budget.max_connections,
             max_pending: budget.max_pending,
+            rooms_per_connection: args.rooms_per_connection,
+            create_rate: args.create_rate,
+            lookup_miss_rate: args.lookup_miss_rate,
             max_sockets: budget.sockets,
             header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,

@@ -2,12 +2,14 @@
 //! upgrade. `app(state)` builds the router; handlers stay thin and call into
 //! `Rooms` and the store.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -94,11 +96,24 @@ async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Re
 /// The `Idempotency-Key` a client may send with `POST /api/rooms`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+fn rate_limited(message: &str) -> Response {
+    api_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        message,
+    )
+}
+
 async fn create_room(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Response {
+    if !state.creates.try_take(peer.ip(), Instant::now()) {
+        state.metrics.error("create_rate_limited");
+        return rate_limited("too many rooms created from this address; slow down");
+    }
     let key = match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
         None => None,
         Some(Ok(key)) if is_idempotency_key(key) => Some(key.to_owned()),
@@ -155,13 +170,28 @@ async fn create_room(
     }
 }
 
-async fn room_info(State(state): State<Arc<AppState>>, Path(code): Path<String>) -> Response {
-    if !ids::is_room_code(&code) {
-        return store_failure(StoreError::UnknownRoom);
+async fn room_info(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(code): Path<String>,
+) -> Response {
+    let now = Instant::now();
+    // An address that guessed wrong too often is not asked what it guessed.
+    if !state.lookup_misses.has_token(peer.ip(), now) {
+        state.metrics.error("lookup_rate_limited");
+        return rate_limited("too many lookups of unknown rooms; slow down");
     }
-    match state.rooms.store.room_info(&code).await {
+    let found = if ids::is_room_code(&code) {
+        state.rooms.store.room_info(&code).await
+    } else {
+        Ok(None)
+    };
+    match found {
         Ok(Some(info)) => Json(info).into_response(),
-        Ok(None) => store_failure(StoreError::UnknownRoom),
+        Ok(None) => {
+            state.lookup_misses.try_take(peer.ip(), now);
+            store_failure(StoreError::UnknownRoom)
+        }
         Err(e) => store_failure(e),
     }
 }

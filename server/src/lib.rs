@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, StateMode};
 
 use crate::hub::ConnId;
+use crate::limits::PerPeer;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
@@ -50,6 +51,9 @@ pub struct AppState {
     /// with `close{reason:"draining"}` and code 1012.
     pub drain: CancellationToken,
     pub connection_tasks: TaskTracker,
+    /// REST room creations, and lookups of unknown rooms, per peer address.
+    pub creates: PerPeer,
+    pub lookup_misses: PerPeer,
 }
 
 impl AppState {
@@ -120,7 +124,6 @@ pub async fn run(
     let rooms = Rooms::start(store, Arc::clone(&metrics), bus_rx, background.clone());
     let state = Arc::new(AppState {
         ws_url: config.ws_url(bound),
-        config,
         rooms,
         metrics,
         started: Instant::now(),
@@ -128,6 +131,9 @@ pub async fn run(
         next_conn: AtomicU64::new(1),
         drain: CancellationToken::new(),
         connection_tasks: TaskTracker::new(),
+        creates: PerPeer::new(config.create_rate, config.create_rate * 10.0),
+        lookup_misses: PerPeer::new(config.lookup_miss_rate, config.lookup_miss_rate * 4.0),
+        config,
     });
     tracing::info!(
         server = %state.config.server_id,

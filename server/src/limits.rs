@@ -1,5 +1,7 @@
-//! Per-connection guards against abusive clients: a token-bucket rate limit and
-//! a strike counter that decides when rejected frames amount to abuse.
+//! Guards against abusive clients: a token-bucket rate limit, a strike
+//! counter that decides when rejected frames amount to abuse, and buckets
+//! per peer address for what a client can do without a connection of its
+//! own (REST room creation and lookups).
 //!
 //! Both are pure and take the current instant as an argument so that tests can
 //! drive time by hand.
@@ -73,6 +75,68 @@ impl Strikes {
     }
 }
 
+/// Peers whose buckets are kept; past it, full buckets are forgotten first,
+/// then all (a flood of addresses must not grow the map without bound).
+const MAX_PEERS: usize = 16_384;
+
+/// One token bucket per peer address.
+#[derive(Debug)]
+pub struct PerPeer {
+    rate: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, TokenBucket>>,
+}
+
+impl PerPeer {
+    pub fn new(rate: f64, burst: f64) -> PerPeer {
+        PerPeer {
+            rate,
+            burst,
+            buckets: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Takes a token from `peer`'s bucket.
+    pub fn try_take(&self, peer: std::net::IpAddr, now: Instant) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= MAX_PEERS && !buckets.contains_key(&peer) {
+            buckets.retain(|_, b| !b.clone().is_full(now));
+            if buckets.len() >= MAX_PEERS {
+                buckets.clear();
+            }
+        }
+        buckets
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(self.rate, self.burst, now))
+            .try_take(now)
+    }
+
+    /// Whether `peer` has a token left, without taking it.
+    pub fn has_token(&self, peer: std::net::IpAddr, now: Instant) -> bool {
+        let buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        buckets
+            .get(&peer)
+            .is_none_or(|b| b.clone().refilled(now) >= 1.0)
+    }
+}
+
+impl TokenBucket {
+    fn refilled(&mut self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * self.rate).min(self.burst)
+    }
+
+    fn is_full(&mut self, now: Instant) -> bool {
+        self.refilled(now) >= self.burst
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +152,17 @@ mod tests {
         // Refill never exceeds the burst.
         let t2 = t1 + Duration::from_secs(60);
         assert_eq!((0..20).filter(|_| bucket.try_take(t2)).count(), 5);
+    }
+
+    #[test]
+    fn peers_have_their_own_buckets() {
+        let t0 = Instant::now();
+        let peers = PerPeer::new(1.0, 2.0);
+        let (a, b) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into());
+        assert!(peers.try_take(a, t0) && peers.try_take(a, t0));
+        assert!(!peers.try_take(a, t0) && !peers.has_token(a, t0));
+        assert!(peers.has_token(b, t0) && peers.try_take(b, t0));
+        assert!(peers.has_token(a, t0 + Duration::from_secs(1)));
     }
 
     #[test]

@@ -27,6 +27,8 @@ use crate::AppState;
 const BATCH: usize = 64;
 const MAX_NAME: usize = 32;
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest a chunk of a replay (up to 256 events) may take to write.
+const REPLAY_WRITE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the loop should do after a client message.
 enum Step {
@@ -98,6 +100,8 @@ struct Session<'a, S> {
     /// connection ids repeat across restarts).
     holder: String,
     seat: Option<SeatRef>,
+    /// Rooms this connection created (bounded by --rooms-per-connection).
+    created: u32,
     bucket: TokenBucket,
     strikes: Strikes,
     outbox: mpsc::Sender<Utf8Bytes>,
@@ -126,6 +130,7 @@ where
         conn,
         holder: ids::player_id(),
         seat: None,
+        created: 0,
         bucket: TokenBucket::new(config.rate, config.burst, Instant::now()),
         strikes: Strikes::new(config.abuse_limit),
         outbox,
@@ -359,6 +364,12 @@ where
         if let Err(message) = validate_room(&game, max_players, self.state.config.max_room_size) {
             return self.reject(ErrorCode::BadRequest, None, message).await;
         }
+        let most = self.state.config.rooms_per_connection;
+        if self.created >= most {
+            let message = format!("a connection may create at most {most} rooms");
+            return self.reject(ErrorCode::RateLimited, None, message).await;
+        }
+        self.created += 1;
         let spec = RoomSpec { game, max_players };
         match self
             .state
@@ -376,8 +387,10 @@ where
             let message = format!("already in room {}; leave first", seat.room);
             return self.reject(ErrorCode::BadRequest, None, message).await;
         }
+        // Guessing room codes earns strikes: a sweep is closed as abuse.
         if !ids::is_room_code(&room) {
-            return self.store_error(StoreError::UnknownRoom, None).await;
+            let message = StoreError::UnknownRoom.to_string();
+            return self.reject(ErrorCode::UnknownRoom, None, message).await;
         }
         let entry = match &mode {
             JoinMode::Fresh { name, .. } if name.is_empty() || name.chars().count() > MAX_NAME => {
@@ -406,6 +419,10 @@ where
         };
         let (seat, advance) = match self.state.rooms.enter(&room, entry, member).await {
             Ok(entered) => entered,
+            Err(StoreError::UnknownRoom) => {
+                let message = StoreError::UnknownRoom.to_string();
+                return self.reject(ErrorCode::UnknownRoom, None, message).await;
+            }
             Err(e) => return self.store_error(e, None).await,
         };
         let joined = ServerFrame::Joined {
@@ -428,18 +445,24 @@ where
         while let Advance::Fetch { from, to } = advance {
             match self.state.rooms.catch_up(room, self.conn, from, to).await {
                 Ok((events, next)) => {
-                    for event in events {
-                        if self
-                            .socket
-                            .feed(Message::Text(event.frame.clone()))
-                            .await
-                            .is_err()
-                        {
-                            return Step::Gone;
+                    // The slow-consumer rule holds for a replay too: a
+                    // client that resumes and does not read is closed.
+                    let write = async {
+                        for event in events {
+                            self.socket
+                                .feed(Message::Text(event.frame.clone()))
+                                .await
+                                .map_err(|_| Gone)?;
                         }
-                    }
-                    if self.socket.flush().await.is_err() {
-                        return Step::Gone;
+                        self.socket.flush().await.map_err(|_| Gone)
+                    };
+                    match tokio::time::timeout(REPLAY_WRITE, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(Gone)) => return Step::Gone,
+                        Err(_) => {
+                            self.state.metrics.error("slow_consumer");
+                            return Step::Close(CloseReason::SlowConsumer);
+                        }
                     }
                     advance = next;
                 }

@@ -155,3 +155,80 @@ async fn a_draining_replica_answers_ready_with_503_while_its_clients_go() {
     assert_eq!(close_code(&mut player).await, Some(CloseCode::Restart));
     replica.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_room_codes_is_throttled_and_closed() {
+    let redis = Redis::start(Persistence::None);
+    let replica = Replica::redis(&redis, "a", &["--abuse-limit", "5"]).await;
+    let mut host = Client::connect(&replica.ws()).await;
+    let room = host.create(4).await;
+    // WebSocket: unknown rooms are strikes; a sweep ends as abuse.
+    let mut sweeper = Client::connect(&replica.ws()).await;
+    for guess in ["AAAAAA", "BBBBBB", "CCCCCC", "DDDDDD", "EEEEEE"] {
+        sweeper
+            .send(&tierlab_protocol::ClientFrame::Join {
+                room: guess.into(),
+                mode: tierlab_protocol::JoinMode::Fresh {
+                    name: "s".into(),
+                    key: None,
+                },
+            })
+            .await;
+    }
+    for _ in 0..5 {
+        sweeper
+            .expect_error(tierlab_protocol::ErrorCode::UnknownRoom)
+            .await;
+    }
+    assert_eq!(
+        sweeper.recv().await,
+        ServerFrame::Close {
+            reason: CloseReason::Abuse
+        }
+    );
+    // REST: past the burst of misses, the address gets 429 even for a room
+    // that exists, so a sweep learns nothing more.
+    let lookup = |code: &str| reqwest::get(replica.http(&format!("/api/rooms/{code}")));
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(lookup("ZZZZZZ").await.unwrap().status().as_u16());
+    }
+    // The burst is 20 (4 × --lookup-miss-rate); a slow test run refills one or two.
+    let misses = statuses.iter().filter(|s| **s == 404).count();
+    assert!((20..=22).contains(&misses), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429));
+    assert_eq!(lookup(&room).await.unwrap().status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_create_rooms_without_bound() {
+    let flags = ["--rooms-per-connection", "3", "--create-rate", "1"];
+    let replica = Replica::memory(&flags).await;
+    let mut c = Client::connect(&replica.ws()).await;
+    for _ in 0..3 {
+        c.create(2).await;
+    }
+    c.send(&tierlab_protocol::ClientFrame::Create {
+        game: "quiz".into(),
+        max_players: 2,
+        key: None,
+    })
+    .await;
+    c.expect_error(tierlab_protocol::ErrorCode::RateLimited)
+        .await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let created = http
+            .post(replica.http("/api/rooms"))
+            .json(&serde_json::json!({"game": "quiz", "max_players": 2}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(created.status().as_u16());
+    }
+    // The burst is 10 (10 × --create-rate); a slow test run refills one.
+    let made = statuses.iter().filter(|s| **s == 201).count();
+    assert!((10..=11).contains(&made), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429));
+}

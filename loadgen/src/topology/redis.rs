@@ -7,14 +7,23 @@ use crate::scenario::Persistence;
 /// The master name the Sentinels monitor.
 pub const SENTINEL_MASTER: &str = "tierlab";
 
-/// redis-server's flags for a persistence mode.
-pub fn persistence_flags(persistence: Persistence) -> &'static [&'static str] {
-    match persistence {
+/// redis-server's flags for a persistence mode, with the memory bound
+/// every topology's Redis runs under.
+pub fn persistence_flags(persistence: Persistence) -> Vec<&'static str> {
+    let durability: &[&str] = match persistence {
         Persistence::None => &["--appendonly", "no"],
         Persistence::AofEverysec => &["--appendonly", "yes", "--appendfsync", "everysec"],
         Persistence::AofAlways => &["--appendonly", "yes", "--appendfsync", "always"],
-    }
+    };
+    [durability, MEMORY_FLAGS].concat()
 }
+
+/// Redis's memory is bounded, and full it refuses writes (`noeviction`):
+/// the server answers `unavailable` — truthfully, nothing was applied —
+/// where an evicting policy would silently drop a room's seq or log and
+/// break the gapless-seq promise. 2 GiB: well above what a run's Redis
+/// holds (each run records its INFO memory), well below a 24 GiB machine.
+pub const MEMORY_FLAGS: &[&str] = &["--maxmemory", "2gb", "--maxmemory-policy", "noeviction"];
 
 /// Flags that make a redis-server a cluster node with its bus on `bus_port`.
 pub fn node_flags(bus_port: u16) -> Vec<String> {
