@@ -115,6 +115,9 @@ docs-figures: build
     {{tierlab}} run scenarios/bench-server.toml --quiet --no-report --out runs/docs/bench-server-redis
     {{tierlab}} run scenarios/bench-server.toml --quiet --no-report --set topology.state=memory --set topology.replicas=1 --out runs/docs/bench-server-memory
     {{tierlab}} figures --section bench-server --into docs/performance.md --command "just bench-server" runs/docs/bench-server-redis runs/docs/bench-server-memory
+    {{tierlab}} run scenarios/drills/redis-stall.toml --quiet --no-report --out runs/docs/redis-stall-keyed
+    {{tierlab}} run scenarios/drills/redis-stall.toml --quiet --no-report --set behaviour.idempotency_keys=false --out runs/docs/redis-stall-unkeyed
+    {{tierlab}} figures --section drills --into docs/performance.md --command "just drill redis-stall; just drill redis-stall --set behaviour.idempotency_keys=false" runs/docs/redis-stall-keyed runs/docs/redis-stall-unkeyed
     {{tierlab}} capacity scenarios/tier2.toml --quiet --out runs/docs/tier2-capacity
     {{tierlab}} figures --section tier2-capacity --into docs/capacity.md --command "just bench-tier2" runs/docs/tier2-capacity/capacity.json
     {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis --quiet --out runs/docs/tiers

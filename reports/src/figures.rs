@@ -86,6 +86,9 @@ pub fn block(section: &str, command: &str, sources: &[Source], context: &Context
     if !runs.is_empty() {
         runs_table(&mut md, &runs);
     }
+    if runs.iter().any(|r| !r.faults.is_empty()) {
+        drills_table(&mut md, &runs);
+    }
     for source in sources {
         match source {
             Source::Calibration(c) => calibration_table(&mut md, c),
@@ -197,6 +200,61 @@ fn runs_table(md: &mut String, runs: &[&RunRecord]) {
         );
     }
     md.push('\n');
+}
+
+/// What each fault of a drill cost, and what the players' resends did.
+fn drills_table(md: &mut String, runs: &[&RunRecord]) {
+    let _ = writeln!(
+        md,
+        "| run | resends | fault | answered `unknown_outcome` / `unavailable` | acked | lost | acts applied twice | fan-out back after |\n|---|---|---|---|---|---|---|---|"
+    );
+    for run in runs {
+        let resends = resends(&run.scenario.text);
+        let count = |kind: &str| thousands(*run.errors.get(kind).unwrap_or(&0) as f64);
+        for fault in &run.faults {
+            let recovered = fault
+                .verdict
+                .as_ref()
+                .and_then(|v| v.fanout_recovered_s)
+                .map_or_else(|| "not within its window".into(), |s| format!("{s:.1} s"));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} / {} | {} | {} | {} | {} |",
+                run.scenario.name,
+                resends,
+                fault.name,
+                count("unknown_outcome"),
+                count("unavailable"),
+                thousands(run.checker.acked as f64),
+                thousands(run.checker.lost as f64),
+                thousands(run.checker.duplicated_acts as f64),
+                recovered,
+            );
+        }
+    }
+    md.push('\n');
+}
+
+/// How the run's players resent refused acts, from its scenario text.
+fn resends(scenario: &str) -> String {
+    let behaviour = scenario
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("behaviour").and_then(toml::Value::as_table).cloned())
+        .unwrap_or_default();
+    let retries = behaviour
+        .get("act_retries")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(0);
+    let keyed = behaviour
+        .get("idempotency_keys")
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(true);
+    match (retries, keyed) {
+        (0, _) => "none".into(),
+        (n, true) => format!("up to {n}, keyed"),
+        (n, false) => format!("up to {n}, no keys"),
+    }
 }
 
 fn effect(gate: &AbReport, metric: AbMetric) -> String {
@@ -439,6 +497,32 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("Text before.") && text.contains("Text after."));
         assert!(text.contains("two") && !text.contains("one"), "{text}");
+    }
+
+    #[test]
+    fn a_drill_shows_what_its_fault_and_the_resends_cost() {
+        let mut run = RunRecord::default();
+        run.scenario.name = "redis-stall".into();
+        run.scenario.text = "[behaviour]\nact_retries = 5\nidempotency_keys = false\n".into();
+        run.errors.insert("unknown_outcome".into(), 349);
+        run.checker.acked = 3479;
+        run.checker.duplicated_acts = 349;
+        run.faults.push(tierlab_record::FaultRecord {
+            name: "redis stalled".into(),
+            ..Default::default()
+        });
+        let md = block(
+            "drills",
+            "just drill redis-stall",
+            &[Source::Run(Box::new(run))],
+            &Context::default(),
+        );
+        assert!(
+            md.contains("| redis-stall | up to 5, no keys | redis stalled | 349 / 0 | 3,479 | 0 | 349 | not within its window |"),
+            "{md}"
+        );
+        assert_eq!(resends(""), "none");
+        assert_eq!(resends("[behaviour]\nact_retries = 2\n"), "up to 2, keyed");
     }
 
     #[test]
