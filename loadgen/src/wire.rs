@@ -78,6 +78,9 @@ pub enum Incoming {
     Reply(String),
     /// The server is closing this connection.
     Close,
+    /// The server is closing it because the room no longer exists (its
+    /// state store lost it): the member did not leave.
+    RoomGone,
     Other,
     /// Not a frame of this protocol: an error counted against the target.
     Bad,

@@ -584,6 +584,12 @@ impl Player {
             }
             Incoming::Reply(answer) => return Some(Reaction::Answer(answer)),
             Incoming::Close => return Some(Reaction::End(Ending::Dropped { deliberate: false })),
+            Incoming::RoomGone => {
+                // Put out of a room the store lost, it did not leave: it is
+                // owed every event acked there, and what it never got is lost.
+                held.seen.set_stayed(true);
+                return Some(Reaction::End(Ending::Dropped { deliberate: false }));
+            }
             Incoming::Other => {}
             Incoming::Bad => self.lane.report(Sample::Error("bad_frame")),
         }

@@ -2,7 +2,7 @@
 //! (fresh or resuming after a seq), acts acknowledged with the room's seq,
 //! events numbered by the room.
 
-use tierlab_protocol::{ClientFrame, Data, JoinMode, ServerFrame};
+use tierlab_protocol::{ClientFrame, CloseReason, Data, JoinMode, ServerFrame};
 
 use super::{Entry, Greeting, Guarantee, Incoming, Stamp, Wire};
 
@@ -70,6 +70,9 @@ impl Wire for Reference {
                 id,
                 code: code.as_str(),
             },
+            Ok(ServerFrame::Close {
+                reason: CloseReason::RoomGone,
+            }) => Incoming::RoomGone,
             Ok(ServerFrame::Close { .. }) => Incoming::Close,
             Ok(_) => Incoming::Other,
             Err(_) => Incoming::Bad,
