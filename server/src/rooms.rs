@@ -141,14 +141,11 @@ impl Rooms {
     }
 
     pub async fn act(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError> {
-        let seq = match self.store.append(seat, act).await {
-            Ok(seq) => seq,
-            Err(StoreError::UnknownRoom) => {
+        let seq = self.store.append(seat, act).await.inspect_err(|e| {
+            if *e == StoreError::UnknownRoom {
                 self.room_lost(&seat.room);
-                return Err(StoreError::UnknownRoom);
             }
-            Err(e) => return Err(e),
-        };
+        })?;
         self.metrics.events_in.inc();
         Ok(seq)
     }

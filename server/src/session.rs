@@ -40,13 +40,6 @@ enum Step {
     Gone,
 }
 
-/// How the connection ends.
-enum Ending {
-    Said(CloseReason),
-    Violation(u16, &'static str),
-    Gone,
-}
-
 /// The close code for a read error that is the client's doing (a frame too
 /// large to read, text that is not UTF-8, a broken frame); `None` for a
 /// socket that simply failed. tungstenite says which only in its message.
@@ -142,27 +135,27 @@ where
     let ending = loop {
         tokio::select! {
             biased;
-            _ = kick.cancelled() => break Ending::Said(CloseReason::SlowConsumer),
-            _ = state.drain.cancelled() => break Ending::Said(CloseReason::Draining),
+            _ = kick.cancelled() => break Step::Close(CloseReason::SlowConsumer),
+            _ = state.drain.cancelled() => break Step::Close(CloseReason::Draining),
             Some(first) = inbox.recv() => {
                 // A client that stops reading blocks this write; its kick
                 // (queue overflow) must still end the connection.
                 tokio::select! {
                     written = session.forward(first, &mut inbox) => {
                         if written.is_err() {
-                            break Ending::Gone;
+                            break Step::Gone;
                         }
                     }
-                    _ = kick.cancelled() => break Ending::Said(CloseReason::SlowConsumer),
+                    _ = kick.cancelled() => break Step::Close(CloseReason::SlowConsumer),
                 }
             }
             _ = pings.tick() => {
                 if heard.elapsed() >= idle {
                     state.metrics.error("closed_idle");
-                    break Ending::Violation(axum::extract::ws::close_code::AWAY, "idle: nothing heard");
+                    break Step::Violation(axum::extract::ws::close_code::AWAY, "idle: nothing heard");
                 }
                 if session.socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break Ending::Gone;
+                    break Step::Gone;
                 }
             }
             inbound = session.socket.next() => {
@@ -175,19 +168,16 @@ where
                     },
                     None => Step::Gone,
                 };
-                match step {
-                    Step::Continue => {}
-                    Step::Close(reason) => break Ending::Said(reason),
-                    Step::Violation(code, why) => break Ending::Violation(code, why),
-                    Step::Gone => break Ending::Gone,
+                if !matches!(step, Step::Continue) {
+                    break step;
                 }
             }
         }
     };
     match ending {
-        Ending::Said(reason) => session.close(reason).await,
-        Ending::Violation(code, why) => session.close_frame(code, why).await,
-        Ending::Gone => {}
+        Step::Close(reason) => session.close(reason).await,
+        Step::Violation(code, why) => session.close_frame(code, why).await,
+        Step::Continue | Step::Gone => {}
     }
     if let Some(seat) = session.seat.take() {
         state.rooms.disconnect(&seat, conn).await;
@@ -331,6 +321,13 @@ where
         self.send(&ServerFrame::Error { code, message, id }).await
     }
 
+    /// A join of a room that does not exist. Guessing room codes earns
+    /// strikes, so a sweep is closed as abuse.
+    async fn unknown_room(&mut self) -> Step {
+        let message = StoreError::UnknownRoom.to_string();
+        self.reject(ErrorCode::UnknownRoom, None, message).await
+    }
+
     /// Reports a store failure (not the client's fault: no strike).
     async fn store_error(&mut self, error: StoreError, id: Option<u64>) -> Step {
         match self.answer_error(error.code(), id, error.to_string()).await {
@@ -387,10 +384,8 @@ where
             let message = format!("already in room {}; leave first", seat.room);
             return self.reject(ErrorCode::BadRequest, None, message).await;
         }
-        // Guessing room codes earns strikes: a sweep is closed as abuse.
         if !ids::is_room_code(&room) {
-            let message = StoreError::UnknownRoom.to_string();
-            return self.reject(ErrorCode::UnknownRoom, None, message).await;
+            return self.unknown_room().await;
         }
         let entry = match &mode {
             JoinMode::Fresh { name, .. } if name.is_empty() || name.chars().count() > MAX_NAME => {
@@ -419,10 +414,7 @@ where
         };
         let (seat, advance) = match self.state.rooms.enter(&room, entry, member).await {
             Ok(entered) => entered,
-            Err(StoreError::UnknownRoom) => {
-                let message = StoreError::UnknownRoom.to_string();
-                return self.reject(ErrorCode::UnknownRoom, None, message).await;
-            }
+            Err(StoreError::UnknownRoom) => return self.unknown_room().await,
             Err(e) => return self.store_error(e, None).await,
         };
         let joined = ServerFrame::Joined {

@@ -11,6 +11,7 @@
 //! omission, as wrk2 corrects it).
 
 mod connect;
+mod resend;
 mod seen;
 
 use std::collections::VecDeque;
@@ -35,6 +36,7 @@ use crate::wire::{Entry, Guarantee, Incoming, Wire};
 
 use self::connect::{await_joined, send};
 pub use self::connect::{connect, source_for, ws_config, ConnectError, Socket};
+use self::resend::{Policy, Resends};
 use self::seen::Seen;
 
 const RECONNECT_GIVE_UP: Duration = Duration::from_secs(60);
@@ -136,27 +138,8 @@ struct Player {
     next_id: u64,
     /// Acts awaiting their ack: (id, intended send time µs).
     pending: VecDeque<(u64, u64)>,
-    /// Frames of acts that may still be resent (only with `act_retries`).
-    resendable: VecDeque<Resend>,
-}
-
-/// An act that can be sent again, and when it will be if it has to.
-struct Resend {
-    id: u64,
-    frame: String,
-    tries: u32,
-    due: Option<Instant>,
-}
-
-/// Acts a player keeps ready to resend; older ones are given up.
-const MAX_RESENDABLE: usize = 64;
-
-/// When the first planned resend is due (never, if none is planned).
-async fn resend_due(resendable: &VecDeque<Resend>) {
-    match resendable.iter().filter_map(|r| r.due).min() {
-        Some(due) => tokio::time::sleep_until(due.into()).await,
-        None => std::future::pending().await,
-    }
+    /// Acts that may still be resent (only with `act_retries`).
+    resends: Resends,
 }
 
 /// Plays on `lane` until `control` says stop, then leaves.
@@ -169,7 +152,7 @@ pub async fn play(arena: Arc<Arena>, lane: Rc<Lane>, seat: Seat, control: Rc<Con
         seat,
         next_id: 0,
         pending: VecDeque::new(),
-        resendable: VecDeque::new(),
+        resends: Resends::default(),
     };
     let Some(mut held) = Box::pin(player.enter(None, false)).await else {
         return;
@@ -450,9 +433,12 @@ impl Player {
                     intended = self.next_act(intended);
                     due = self.lane.pacer.until(self.arena.instant_at(intended));
                 }
-                () = resend_due(&self.resendable), if !quiet => {
-                    if !self.resend(held).await {
-                        return Ending::Dropped { deliberate: false };
+                () = self.resends.due(), if !quiet => {
+                    let due = self.resends.take_due(tokio::time::Instant::now());
+                    if let Some(frame) = due {
+                        if !send(&mut held.ws, frame).await {
+                            return Ending::Dropped { deliberate: false };
+                        }
                     }
                 }
                 _ = &mut churn, if !quiet => return Ending::Churn,
@@ -493,16 +479,7 @@ impl Player {
             return true;
         };
         if behaviour.act_retries > 0 {
-            self.resendable.push_back(Resend {
-                id,
-                frame: frame.clone(),
-                tries: 0,
-                due: None,
-            });
-            // Bounded: a server that never answers does not grow it.
-            while self.resendable.len() > MAX_RESENDABLE {
-                self.resendable.pop_front();
-            }
+            self.resends.keep(id, &frame);
         }
         let guarantee = self.arena.wire.guarantee();
         let by_sender = guarantee != Guarantee::ServerSeqs;
@@ -560,7 +537,7 @@ impl Player {
                 }
             }
             Incoming::Ack { id, seq } => {
-                self.resendable.retain(|r| r.id != id);
+                self.resends.acked(id);
                 if let Some(sent) = self.take_pending(id) {
                     // Without a server seq, the sender's counter is the seq
                     // of its own stream.
@@ -576,7 +553,14 @@ impl Player {
                 }
             }
             Incoming::Refused { id, code } => {
-                let retried = id.is_some_and(|id| self.plan_resend(id, code));
+                let behaviour = &self.arena.behaviour;
+                let policy = Policy {
+                    tries: behaviour.act_retries,
+                    first_wait: behaviour.act_retry_after,
+                    max_wait: behaviour.backoff_max,
+                };
+                let now = tokio::time::Instant::now();
+                let retried = id.is_some_and(|id| self.resends.plan(id, code, policy, now));
                 if let (Some(id), false) = (id, retried) {
                     self.take_pending(id);
                 }
@@ -594,48 +578,6 @@ impl Player {
             Incoming::Bad => self.lane.report(Sample::Error("bad_frame")),
         }
         None
-    }
-
-    /// Plans the resend of act `id` after a refusal that may be temporary;
-    /// false when it will not be resent.
-    fn plan_resend(&mut self, id: u64, code: &str) -> bool {
-        if !matches!(code, "unavailable" | "unknown_outcome") {
-            return false;
-        }
-        let behaviour = &self.arena.behaviour;
-        let (first, max, tries) = (
-            behaviour.act_retry_after,
-            behaviour.backoff_max,
-            behaviour.act_retries,
-        );
-        let Some(at) = self.resendable.iter().position(|r| r.id == id) else {
-            return false;
-        };
-        let resend = &mut self.resendable[at];
-        if resend.tries >= tries {
-            self.resendable.remove(at);
-            return false;
-        }
-        let wait = first.saturating_mul(1 << resend.tries.min(16)).min(max);
-        resend.tries += 1;
-        resend.due = Some(Instant::now() + wait);
-        true
-    }
-
-    /// Sends again the act whose resend is due first.
-    async fn resend(&mut self, held: &mut Held) -> bool {
-        let now = Instant::now();
-        let Some(next) = self
-            .resendable
-            .iter_mut()
-            .filter(|r| r.due.is_some_and(|due| due <= now))
-            .min_by_key(|r| r.due)
-        else {
-            return true;
-        };
-        next.due = None;
-        let frame = next.frame.clone();
-        send(&mut held.ws, frame).await
     }
 
     fn take_pending(&mut self, id: u64) -> Option<u64> {

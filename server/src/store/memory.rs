@@ -40,7 +40,7 @@ impl Room {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Session {
     room: String,
     player: String,
@@ -128,14 +128,11 @@ impl MemoryStore {
     ) -> Result<Seat, StoreError> {
         let session = state
             .sessions
-            .remove(token)
+            .get(token)
+            .cloned()
             .ok_or(StoreError::SessionExpired)?;
-        let seat = state
-            .room(code, now)
-            .map(|room| self.seat(room, code, (token, &session), now))
-            .ok_or(StoreError::UnknownRoom);
-        state.sessions.insert(token.to_owned(), session);
-        seat
+        let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
+        Ok(self.seat(room, code, (token, &session), now))
     }
 
     fn new_room(&self, spec: &RoomSpec, now: Instant) -> Room {

@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+mod create;
+
 use super::bus::Bus;
 use super::cluster::{self, ShardBus};
-use super::layout::{create_key, parse_entry, server_key, RoomKeys, RoomMeta, SERVERS_KEY};
+use super::layout::{parse_entry, server_key, RoomKeys, RoomMeta, SERVERS_KEY};
 use super::link::{BusLink, Commands, Conn};
 use super::primary::Primary;
 use super::scripts;
@@ -208,67 +210,6 @@ impl RedisStore {
         }
     }
 
-    /// `SET NX` of a room's meta: whether this call created the room.
-    async fn set_meta(&self, code: &str, meta: &str) -> Result<bool, StoreError> {
-        let set = redis::cmd("SET")
-            .arg(RoomKeys::new(code).meta())
-            .arg(meta)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.settings.room_ttl_ms)
-            .clone();
-        let created: Option<String> = self
-            .timed_write("create_room", async {
-                set.query_async(&mut self.conn()).await
-            })
-            .await?;
-        Ok(created.is_some())
-    }
-
-    /// Whether the existing room `code` is the one `spec` asks for (a keyed
-    /// create that already happened), not another room on that code. The
-    /// host may differ: a retry can pick another replica.
-    async fn made_by(&self, code: &str, spec: &RoomSpec) -> Result<bool, StoreError> {
-        let key = RoomKeys::new(code).meta();
-        let found: Option<String> = self
-            .timed("create_room", async { self.conn().get(key).await })
-            .await?;
-        let found: Option<RoomMeta> = found.and_then(|meta| serde_json::from_str(&meta).ok());
-        Ok(found.is_some_and(|m| m.game == spec.game && m.max_players == spec.max_players))
-    }
-
-    /// The code a create key names, claiming a fresh one if it names none.
-    async fn claim_create_key(&self, key: &str) -> Result<String, StoreError> {
-        let fresh = ids::room_code();
-        let claim = redis::cmd("SET")
-            .arg(create_key(key))
-            .arg(&fresh)
-            .arg("NX")
-            .arg("GET")
-            .arg("PX")
-            .arg(self.settings.room_ttl_ms)
-            .clone();
-        let earlier: Option<String> = self
-            .timed_write("create_room", async {
-                claim.query_async(&mut self.conn()).await
-            })
-            .await?;
-        Ok(earlier.unwrap_or(fresh))
-    }
-
-    async fn move_create_key(&self, key: &str, code: &str) -> Result<(), StoreError> {
-        let set = redis::cmd("SET")
-            .arg(create_key(key))
-            .arg(code)
-            .arg("PX")
-            .arg(self.settings.room_ttl_ms)
-            .clone();
-        self.timed_write("create_room", async {
-            set.query_async::<()>(&mut self.conn()).await
-        })
-        .await
-    }
-
     fn conn(&self) -> Conn {
         match &self.commands {
             Commands::Primary(current) => Conn::Primary(
@@ -350,34 +291,7 @@ impl Store for RedisStore {
         host: &str,
         key: Option<&str>,
     ) -> Result<String, StoreError> {
-        let meta = RoomMeta {
-            game: spec.game.clone(),
-            max_players: spec.max_players,
-            server: host.to_owned(),
-        };
-        let meta =
-            serde_json::to_string(&meta).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        // A keyed create claims its key for a code first: a retry finds the
-        // code and (re)creates that room, whether or not the first got to it.
-        let mut code = match key {
-            Some(key) => self.claim_create_key(key).await?,
-            None => ids::room_code(),
-        };
-        for _ in 0..super::CREATE_ATTEMPTS {
-            if self.set_meta(&code, &meta).await? {
-                return Ok(code);
-            }
-            if let Some(key) = key {
-                if self.made_by(&code, spec).await? {
-                    return Ok(code);
-                }
-                code = ids::room_code();
-                self.move_create_key(key, &code).await?;
-            } else {
-                code = ids::room_code();
-            }
-        }
-        Err(StoreError::Unavailable(super::CODE_SPACE_CROWDED.into()))
+        self.create(spec, host, key).await
     }
 
     async fn room_info(&self, room: &str) -> Result<Option<RoomInfo>, StoreError> {
