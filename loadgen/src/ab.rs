@@ -95,6 +95,8 @@ pub struct AbPlan {
     /// Rounds of two runs each (A B, then B A, …).
     pub rounds: u32,
     pub min_effect_pct: f64,
+    /// Seconds with more CPU steal than this (%) do not count.
+    pub max_steal_pct: f64,
     pub out: PathBuf,
 }
 
@@ -330,6 +332,7 @@ fn setup(plan: &AbPlan) -> AbSetup {
         baseline: plan.baseline.to_string(),
         candidate: plan.candidate.to_string(),
         min_effect_pct: plan.min_effect_pct,
+        max_steal_pct: plan.max_steal_pct,
     }
 }
 
@@ -386,6 +389,7 @@ pub fn earlier_setup(dir: &Path) -> Result<(AbSetup, Option<f64>), AbError> {
             baseline: report.baseline,
             candidate: report.candidate,
             min_effect_pct: report.min_effect_pct,
+            max_steal_pct: report.max_steal_pct,
         },
         report.wall_s,
     ))

@@ -18,7 +18,7 @@ use goose::goose::{GooseMethod, GooseRequest, GooseUser, Scenario, Transaction};
 use goose::metrics::GooseMetrics;
 use goose::prelude::{GooseAttack, TransactionResult};
 use rand::Rng;
-use tierlab_protocol::room_code::random_room_code;
+use tierlab_protocol::room_code::{random_room_code, ROOM_CODE_LEN};
 use tierlab_protocol::{CreateRoom, RoomCreated};
 
 use crate::scenario::HttpTraffic;
@@ -234,7 +234,7 @@ impl Rooms {
     /// room could answer, which the odds — rooms in 31^6 — make moot).
     fn unknown(&self, rng: &mut impl Rng) -> String {
         loop {
-            let code = random_room_code(rng);
+            let code = random_room_code(rng, ROOM_CODE_LEN);
             if self
                 .codes
                 .binary_search_by(|c| (**c).cmp(code.as_str()))

@@ -240,6 +240,10 @@ enum Command {
         /// The smallest change that counts as a regression.
         #[arg(long, default_value = "10%", value_parser = percent)]
         min_effect: f64,
+        /// Seconds whose CPU steal (the hypervisor's other tenants) passed
+        /// this share of the machine do not count.
+        #[arg(long, default_value = "5%", value_parser = percent)]
+        max_steal: f64,
         /// Output directory (default: a new one under runs/).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -249,6 +253,8 @@ enum Command {
         dir: PathBuf,
         #[arg(long, value_parser = percent)]
         min_effect: Option<f64>,
+        #[arg(long, value_parser = percent)]
+        max_steal: Option<f64>,
     },
     /// Compare a run with a baseline: 0 within tolerance, 98 a regression, 99 an SLO failed.
     Gate {
@@ -305,6 +311,7 @@ fn main() -> ExitCode {
             candidate,
             rounds,
             min_effect,
+            max_steal,
             out,
         } => {
             let name = scenario
@@ -319,9 +326,14 @@ fn main() -> ExitCode {
                 candidate,
                 rounds,
                 min_effect_pct: min_effect,
+                max_steal_pct: max_steal,
             })
         }
-        Command::AbAgain { dir, min_effect } => ab_again(&dir, min_effect),
+        Command::AbAgain {
+            dir,
+            min_effect,
+            max_steal,
+        } => ab_again(&dir, min_effect, max_steal),
         Command::Calibrate {
             target,
             delays,
@@ -916,11 +928,14 @@ fn ab(plan: &tierlab_loadgen::ab::AbPlan) -> ExitCode {
     ab_verdict(said, &plan.out)
 }
 
-fn ab_again(dir: &std::path::Path, min_effect: Option<f64>) -> ExitCode {
+fn ab_again(dir: &std::path::Path, min_effect: Option<f64>, max_steal: Option<f64>) -> ExitCode {
     use tierlab_loadgen::ab;
     let said = ab::earlier_setup(dir).and_then(|(mut setup, wall_s)| {
         if let Some(pct) = min_effect {
             setup.min_effect_pct = pct;
+        }
+        if let Some(pct) = max_steal {
+            setup.max_steal_pct = pct;
         }
         ab::judge_dir(dir, &setup, wall_s)
     });

@@ -24,8 +24,9 @@ use crate::effective::{effective_scenario, first_difference};
 /// reached its peak and queues are still filling.
 pub const SETTLE_S: usize = 2;
 /// A second whose CPU steal passed this share (% of the machine's CPU time)
-/// measured the hypervisor's other tenants, not the build.
-pub const MAX_STEAL_PCT: f64 = 5.0;
+/// measured the hypervisor's other tenants, not the build: the limit when
+/// the user sets none (`--max-steal`).
+pub const DEFAULT_MAX_STEAL_PCT: f64 = 5.0;
 /// Fewest usable seconds that make a run count.
 pub const MIN_SECONDS: usize = 5;
 /// Fewest counted runs per arm.
@@ -84,9 +85,9 @@ impl AbMetric {
     }
 
     /// The metric's value in each usable second of `run`.
-    pub fn series(self, run: &RunRecord) -> Vec<f64> {
+    pub fn series(self, run: &RunRecord, max_steal_pct: f64) -> Vec<f64> {
         let replicas = ReplicaSeconds::of(run);
-        usable_seconds(run)
+        usable_seconds(run, max_steal_pct)
             .into_iter()
             .filter_map(|second| self.of_second(second, &replicas))
             .collect()
@@ -159,8 +160,8 @@ impl ReplicaSeconds {
 }
 
 /// The seconds at the load's peak target, past [`SETTLE_S`], whose CPU
-/// steal stayed under [`MAX_STEAL_PCT`].
-pub fn usable_seconds(run: &RunRecord) -> Vec<&Second> {
+/// steal stayed under `max_steal_pct`.
+pub fn usable_seconds(run: &RunRecord, max_steal_pct: f64) -> Vec<&Second> {
     let peak = run.timeseries.iter().map(|s| s.target).fold(0.0, f64::max);
     if peak <= 0.0 {
         return Vec::new();
@@ -169,7 +170,7 @@ pub fn usable_seconds(run: &RunRecord) -> Vec<&Second> {
         .iter()
         .filter(|s| s.target >= peak * 0.999)
         .skip(SETTLE_S)
-        .filter(|s| s.steal_pct <= MAX_STEAL_PCT)
+        .filter(|s| s.steal_pct <= max_steal_pct)
         .collect()
 }
 
@@ -190,7 +191,7 @@ pub fn incomplete(run: &RunRecord) -> Option<String> {
 }
 
 /// Why `run` cannot stand for its build in an A/B gate, if it cannot.
-pub fn unfit(run: &RunRecord) -> Option<String> {
+pub fn unfit(run: &RunRecord, max_steal_pct: f64) -> Option<String> {
     if let Some(why) = incomplete(run) {
         return Some(why);
     }
@@ -203,10 +204,10 @@ pub fn unfit(run: &RunRecord) -> Option<String> {
             fanout.p95
         ));
     }
-    let usable = usable_seconds(run).len();
+    let usable = usable_seconds(run, max_steal_pct).len();
     if usable < MIN_SECONDS {
         return Some(format!(
-            "only {usable} usable held second(s), {MIN_SECONDS} needed (seconds with CPU steal above {MAX_STEAL_PCT} % do not count)"
+            "only {usable} usable held second(s), {MIN_SECONDS} needed (seconds with CPU steal above {max_steal_pct} % do not count; --max-steal sets that limit)"
         ));
     }
     None
@@ -282,6 +283,9 @@ pub struct AbReport {
     pub baseline: String,
     pub candidate: String,
     pub min_effect_pct: f64,
+    /// Seconds with more CPU steal than this (%) did not count.
+    #[serde(default = "default_max_steal")]
+    pub max_steal_pct: f64,
     pub runs: Vec<AbRun>,
     pub comparisons: Vec<Comparison>,
     /// `dir: slo` for every SLO a counted run failed.
@@ -302,6 +306,12 @@ pub struct AbSetup {
     pub baseline: String,
     pub candidate: String,
     pub min_effect_pct: f64,
+    pub max_steal_pct: f64,
+}
+
+/// Gates judged before the limit could be set used the default.
+fn default_max_steal() -> f64 {
+    DEFAULT_MAX_STEAL_PCT
 }
 
 /// Judges `runs`: (arm, run directory, its record).
@@ -312,12 +322,13 @@ pub fn judge(setup: &AbSetup, runs: &[(Arm, String, RunRecord)]) -> AbReport {
         baseline: setup.baseline.clone(),
         candidate: setup.candidate.clone(),
         min_effect_pct: setup.min_effect_pct,
+        max_steal_pct: setup.max_steal_pct,
         runs: runs
             .iter()
             .map(|(arm, dir, run)| AbRun {
                 arm: *arm,
                 dir: dir.clone(),
-                unfit: unfit(run),
+                unfit: unfit(run, setup.max_steal_pct),
             })
             .collect(),
         comparisons: Vec::new(),
@@ -364,7 +375,7 @@ pub fn judge(setup: &AbSetup, runs: &[(Arm, String, RunRecord)]) -> AbReport {
             counted
                 .iter()
                 .filter(|(a, _)| *a == which)
-                .map(|(_, run)| metric.series(run))
+                .map(|(_, run)| metric.series(run, setup.max_steal_pct))
                 .filter(|s| !s.is_empty())
                 .collect()
         };

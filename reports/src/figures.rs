@@ -15,6 +15,8 @@ use crate::capacity::Sweep;
 use crate::report::thousands;
 use crate::{read_json, ReportError};
 
+mod cost;
+
 /// One record a figure is made from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -85,6 +87,7 @@ pub fn block(section: &str, command: &str, sources: &[Source], context: &Context
         .collect();
     if !runs.is_empty() {
         runs_table(&mut md, &runs);
+        cost::server_cost_table(&mut md, &runs);
     }
     if runs.iter().any(|r| !r.faults.is_empty()) {
         drills_table(&mut md, &runs);
@@ -568,6 +571,7 @@ mod tests {
                 baseline: "bin:a".into(),
                 candidate: candidate.into(),
                 min_effect_pct: 10.0,
+                max_steal_pct: crate::ab::DEFAULT_MAX_STEAL_PCT,
                 runs: Vec::new(),
                 comparisons: vec![Comparison {
                     metric: AbMetric::FanoutP95,

@@ -83,9 +83,14 @@ pub struct Args {
     pub redis_wait_replicas: u32,
     #[arg(long, env = "TIERLAB_ASSIGN", value_enum, default_value_t = Assign::Self_)]
     pub assign: Assign,
-    /// How long a disconnected player's seat and session survive.
+    /// How long a disconnected player's session survives (it can resume).
     #[arg(long, env = "TIERLAB_SESSION_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
+    /// How long a disconnected player's seat is kept from new players (at
+    /// most the session TTL); past it, a resume gets the seat back only if
+    /// the room has one free.
+    #[arg(long, env = "TIERLAB_SEAT_HOLD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub seat_hold: Duration,
     /// How long an idle room (no join, no event) is kept.
     #[arg(long, env = "TIERLAB_ROOM_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub room_ttl: Duration,
@@ -130,6 +135,19 @@ pub struct Args {
     /// ten times as many).
     #[arg(long, env = "TIERLAB_CREATE_RATE", default_value_t = 100.0)]
     pub create_rate: f64,
+    /// Rooms all replicas together may create within one room TTL; past it,
+    /// creation answers `unavailable` (503) until older rooms' TTL passes.
+    #[arg(long, env = "TIERLAB_MAX_ROOMS", default_value_t = 100_000)]
+    pub max_rooms: u64,
+    /// Characters in a new room code (6-16; each adds ~5 bits against
+    /// guessing). Codes of every length in that range are accepted.
+    #[arg(long, env = "TIERLAB_ROOM_CODE_LENGTH", default_value_t = tierlab_protocol::room_code::ROOM_CODE_LEN)]
+    pub room_code_length: usize,
+    /// Bytes of replay one session may pull per second once its burst
+    /// (eight seconds' worth) is spent: resumes cannot amplify a small
+    /// request into a flood.
+    #[arg(long, env = "TIERLAB_REPLAY_RATE", default_value_t = 1 << 20)]
+    pub replay_rate: u64,
     /// Lookups of unknown rooms one peer address may make per second
     /// (burst: four times as many); past that, every lookup from it is
     /// answered 429 until it slows down: room codes cannot be swept.
@@ -190,6 +208,8 @@ pub struct Config {
     pub redis_wait_replicas: u32,
     pub assign: Assign,
     pub session_ttl: Duration,
+    /// At most `session_ttl`.
+    pub seat_hold: Duration,
     pub room_ttl: Duration,
     pub log_max_len: u64,
     pub max_frame: usize,
@@ -203,6 +223,9 @@ pub struct Config {
     pub max_pending: usize,
     pub rooms_per_connection: u32,
     pub create_rate: f64,
+    pub max_rooms: u64,
+    pub room_code_length: usize,
+    pub replay_rate: u64,
     pub lookup_miss_rate: f64,
     /// Descriptors this process may spend on client sockets.
     pub max_sockets: u64,
@@ -280,6 +303,21 @@ fn check_limits(args: &Args) -> Result<(), ConfigError> {
     check(
         args.create_rate > 0.0 && args.create_rate.is_finite(),
         "--create-rate must be a positive number",
+    )?;
+    check(args.max_rooms >= 1, "--max-rooms must be at least 1")?;
+    check(
+        (tierlab_protocol::room_code::ROOM_CODE_LEN
+            ..=tierlab_protocol::room_code::MAX_ROOM_CODE_LEN)
+            .contains(&args.room_code_length),
+        "--room-code-length must be between 6 and 16",
+    )?;
+    check(
+        args.replay_rate >= 1024,
+        "--replay-rate must be at least 1024 (bytes per second)",
+    )?;
+    check(
+        args.seat_hold >= Duration::from_secs(1),
+        "--seat-hold must be at least 1s",
     )?;
     check(
         args.lookup_miss_rate > 0.0 && args.lookup_miss_rate.is_finite(),
@@ -414,6 +452,7 @@ impl Config {
             redis_wait_replicas: args.redis_wait_replicas,
             assign: args.assign,
             session_ttl: args.session_ttl,
+            seat_hold: args.seat_hold.min(args.session_ttl),
             room_ttl: args.room_ttl,
             log_max_len: args.log_max_len,
             max_frame: args.max_frame,
@@ -427,6 +466,9 @@ impl Config {
             max_pending: budget.max_pending,
             rooms_per_connection: args.rooms_per_connection,
             create_rate: args.create_rate,
+            max_rooms: args.max_rooms,
+            room_code_length: args.room_code_length,
+            replay_rate: args.replay_rate,
             lookup_miss_rate: args.lookup_miss_rate,
             max_sockets: budget.sockets,
             header_timeout: args.header_timeout,
@@ -523,6 +565,10 @@ mod tests {
             ("--public-url", "http://x", "--public-url"),
             ("--server-id", "a b", "--server-id"),
             ("--redis-cluster", "127.0.0.1", "--redis-cluster"),
+            ("--room-code-length", "5", "--room-code-length"),
+            ("--room-code-length", "17", "--room-code-length"),
+            ("--max-rooms", "0", "--max-rooms"),
+            ("--replay-rate", "10", "--replay-rate"),
         ] {
             let err = Config::parse_from(["tierlab-server", flag, value]).expect_err(flag);
             assert!(err.to_string().contains(needle), "{flag}: {err}");

@@ -177,7 +177,7 @@ async fn room_info(
 ) -> Response {
     let now = Instant::now();
     // An address that guessed wrong too often is not asked what it guessed.
-    if !state.lookup_misses.has_token(peer.ip(), now) {
+    if !state.lookup_misses.has_token(&peer.ip(), now) {
         state.metrics.error("lookup_rate_limited");
         return rate_limited("too many lookups of unknown rooms; slow down");
     }

@@ -333,8 +333,9 @@ impl Hub {
         self.with_feed(room, |feed| feed.resyncing = false);
     }
 
-    /// Seats a member whose last seen seq is `cursor`.
-    pub fn attach(&self, room: &str, member: Member, cursor: u64) -> Advance {
+    /// Seats a member whose last seen seq is `cursor`; also says how many
+    /// bytes of frames it was handed from the ring to catch up.
+    pub fn attach(&self, room: &str, member: Member, cursor: u64) -> (Advance, usize) {
         let metrics = Arc::clone(&self.metrics);
         self.with_feed(room, |feed| {
             let conn = member.conn;
@@ -347,9 +348,10 @@ impl Hub {
                     live: false,
                 },
             );
-            advance(feed, conn, &metrics)
+            let mut offered = 0;
+            (advance(feed, conn, &metrics, &mut offered), offered)
         })
-        .unwrap_or(Advance::Gone)
+        .unwrap_or((Advance::Gone, 0))
     }
 
     /// Takes events fetched for a member that is catching up. Returns the
@@ -373,7 +375,7 @@ impl Hub {
                 }
             }
             metrics.events_out.inc_by(send.len() as u64);
-            (send, advance(feed, conn, &metrics))
+            (send, advance(feed, conn, &metrics, &mut 0))
         })
         .unwrap_or((Vec::new(), Advance::Gone))
     }
@@ -519,8 +521,9 @@ fn drain_pending(feed: &mut Feed, ring: usize, metrics: &Metrics) -> Arrival {
     }
 }
 
-/// Brings a member as close to the head as the ring allows.
-fn advance(feed: &mut Feed, conn: ConnId, metrics: &Metrics) -> Advance {
+/// Brings a member as close to the head as the ring allows, adding the
+/// bytes it offered to `offered`.
+fn advance(feed: &mut Feed, conn: ConnId, metrics: &Metrics, offered: &mut usize) -> Advance {
     let head = feed.head;
     loop {
         let Some(seated) = feed.members.get(&conn) else {
@@ -540,6 +543,7 @@ fn advance(feed: &mut Feed, conn: ConnId, metrics: &Metrics) -> Advance {
             };
         };
         if offer(&seated.member, &next, metrics) {
+            *offered += next.frame.len();
             if let Some(seated) = feed.members.get_mut(&conn) {
                 seated.cursor = next.seq;
             }

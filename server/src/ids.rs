@@ -7,9 +7,9 @@
 use rand::Rng;
 pub use tierlab_protocol::room_code::is_room_code;
 
-/// A fresh random room code, e.g. `K7Q2XM`.
-pub fn room_code() -> String {
-    tierlab_protocol::room_code::random_room_code(&mut rand::rng())
+/// A fresh random room code of `len` characters, e.g. `K7Q2XM`.
+pub fn room_code(len: usize) -> String {
+    tierlab_protocol::room_code::random_room_code(&mut rand::rng(), len)
 }
 
 /// A 128-bit session token as 32 lowercase hex digits.
@@ -41,15 +41,16 @@ mod tests {
     #[test]
     fn room_codes_use_only_the_unambiguous_alphabet() {
         for _ in 0..1000 {
-            let code = room_code();
+            let code = room_code(6);
             assert!(is_room_code(&code), "{code}");
+            assert!(is_room_code(&room_code(16)));
             assert!(!code.contains(['0', 'O', '1', 'I', 'L']));
         }
     }
 
     #[test]
     fn room_codes_spread_over_the_space() {
-        let codes: HashSet<String> = (0..10_000).map(|_| room_code()).collect();
+        let codes: HashSet<String> = (0..10_000).map(|_| room_code(6)).collect();
         // 31^6 ≈ 8.9e8 codes: 10k draws collide with probability ≈ 5 %; allow a couple.
         assert!(codes.len() >= 9_998, "{} distinct", codes.len());
     }
@@ -61,6 +62,7 @@ mod tests {
         assert_ne!(t, session_token());
         assert!(!is_session_token("xyz"));
         assert!(!is_room_code("K7Q2X"));
+        assert!(!is_room_code("K7Q2XMK7Q2XMK7Q2X"));
         assert!(!is_room_code("k7q2xm"));
     }
 }

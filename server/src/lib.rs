@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, StateMode};
 
 use crate::hub::ConnId;
-use crate::limits::PerPeer;
+use crate::limits::{PerKey, PerPeer};
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
@@ -54,6 +54,8 @@ pub struct AppState {
     /// REST room creations, and lookups of unknown rooms, per peer address.
     pub creates: PerPeer,
     pub lookup_misses: PerPeer,
+    /// Replay bytes per session (`--replay-rate`, a burst of eight seconds).
+    pub replays: PerKey<String>,
 }
 
 impl AppState {
@@ -133,6 +135,7 @@ pub async fn run(
         connection_tasks: TaskTracker::new(),
         creates: PerPeer::new(config.create_rate, config.create_rate * 10.0),
         lookup_misses: PerPeer::new(config.lookup_miss_rate, config.lookup_miss_rate * 4.0),
+        replays: PerKey::new(config.replay_rate as f64, config.replay_rate as f64 * 8.0),
         config,
     });
     tracing::info!(

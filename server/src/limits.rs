@@ -1,7 +1,8 @@
 //! Guards against abusive clients: a token-bucket rate limit, a strike
 //! counter that decides when rejected frames amount to abuse, and buckets
-//! per peer address for what a client can do without a connection of its
-//! own (REST room creation and lookups).
+//! per key: per peer address for what a client can do without a connection
+//! of its own (REST room creation and lookups), per session for the bytes
+//! its resumes replay.
 //!
 //! Both are pure and take the current instant as an argument so that tests can
 //! drive time by hand.
@@ -29,14 +30,26 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = self.refilled(now);
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
+        }
+    }
+
+    /// Takes `n` tokens, going into debt if there are fewer: how long the
+    /// caller waits before using them, so that a stream of takes keeps to
+    /// `rate` after the burst.
+    pub fn pace(&mut self, n: f64, now: Instant) -> Duration {
+        self.tokens = self.refilled(now) - n;
+        self.last = now;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
         }
     }
 }
@@ -75,64 +88,75 @@ impl Strikes {
     }
 }
 
-/// Peers whose buckets are kept; past it, full buckets are forgotten first,
-/// then all (a flood of addresses must not grow the map without bound).
-const MAX_PEERS: usize = 16_384;
+/// Keys whose buckets are kept; past it, full buckets are forgotten first,
+/// then all (a flood of addresses or sessions must not grow the map without
+/// bound).
+const MAX_KEYS: usize = 16_384;
 
-/// One token bucket per peer address.
+/// One token bucket per key.
 #[derive(Debug)]
-pub struct PerPeer {
+pub struct PerKey<K> {
     rate: f64,
     burst: f64,
-    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, TokenBucket>>,
+    buckets: std::sync::Mutex<std::collections::HashMap<K, TokenBucket>>,
 }
 
-impl PerPeer {
-    pub fn new(rate: f64, burst: f64) -> PerPeer {
-        PerPeer {
+/// Buckets per peer address.
+pub type PerPeer = PerKey<std::net::IpAddr>;
+
+impl<K: std::hash::Hash + Eq> PerKey<K> {
+    pub fn new(rate: f64, burst: f64) -> PerKey<K> {
+        PerKey {
             rate,
             burst,
-            buckets: std::sync::Mutex::default(),
+            buckets: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// Takes a token from `peer`'s bucket.
-    pub fn try_take(&self, peer: std::net::IpAddr, now: Instant) -> bool {
+    /// Runs `f` on `key`'s bucket, making room for it first.
+    fn with<T>(&self, key: K, now: Instant, f: impl FnOnce(&mut TokenBucket) -> T) -> T {
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= MAX_PEERS && !buckets.contains_key(&peer) {
-            buckets.retain(|_, b| !b.clone().is_full(now));
-            if buckets.len() >= MAX_PEERS {
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
+            buckets.retain(|_, b| !b.is_full(now));
+            if buckets.len() >= MAX_KEYS {
                 buckets.clear();
             }
         }
-        buckets
-            .entry(peer)
-            .or_insert_with(|| TokenBucket::new(self.rate, self.burst, now))
-            .try_take(now)
+        f(buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(self.rate, self.burst, now)))
     }
 
-    /// Whether `peer` has a token left, without taking it.
-    pub fn has_token(&self, peer: std::net::IpAddr, now: Instant) -> bool {
+    /// Takes a token from `key`'s bucket.
+    pub fn try_take(&self, key: K, now: Instant) -> bool {
+        self.with(key, now, |bucket| bucket.try_take(now))
+    }
+
+    /// Takes `n` tokens from `key`'s bucket: how long to wait first.
+    pub fn pace(&self, key: K, n: f64, now: Instant) -> Duration {
+        self.with(key, now, |bucket| bucket.pace(n, now))
+    }
+
+    /// Whether `key` has a token left, without taking it.
+    pub fn has_token(&self, key: &K, now: Instant) -> bool {
         let buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        buckets
-            .get(&peer)
-            .is_none_or(|b| b.clone().refilled(now) >= 1.0)
+        buckets.get(key).is_none_or(|b| b.refilled(now) >= 1.0)
     }
 }
 
 impl TokenBucket {
-    fn refilled(&mut self, now: Instant) -> f64 {
+    fn refilled(&self, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         (self.tokens + elapsed * self.rate).min(self.burst)
     }
 
-    fn is_full(&mut self, now: Instant) -> bool {
+    fn is_full(&self, now: Instant) -> bool {
         self.refilled(now) >= self.burst
     }
 }
@@ -160,9 +184,21 @@ mod tests {
         let peers = PerPeer::new(1.0, 2.0);
         let (a, b) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into());
         assert!(peers.try_take(a, t0) && peers.try_take(a, t0));
-        assert!(!peers.try_take(a, t0) && !peers.has_token(a, t0));
-        assert!(peers.has_token(b, t0) && peers.try_take(b, t0));
-        assert!(peers.has_token(a, t0 + Duration::from_secs(1)));
+        assert!(!peers.try_take(a, t0) && !peers.has_token(&a, t0));
+        assert!(peers.has_token(&b, t0) && peers.try_take(b, t0));
+        assert!(peers.has_token(&a, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn pacing_spends_the_burst_then_keeps_to_the_rate() {
+        let t0 = Instant::now();
+        let sessions = PerKey::new(1000.0, 4000.0);
+        assert_eq!(sessions.pace("s1", 4000.0, t0), Duration::ZERO);
+        // The burst is spent: 2,000 more bytes wait 2 s, the next 1,000 3 s.
+        assert_eq!(sessions.pace("s1", 2000.0, t0), Duration::from_secs(2));
+        assert_eq!(sessions.pace("s1", 1000.0, t0), Duration::from_secs(3));
+        // Another session has its own burst.
+        assert_eq!(sessions.pace("s2", 4000.0, t0), Duration::ZERO);
     }
 
     #[test]

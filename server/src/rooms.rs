@@ -88,13 +88,14 @@ impl Rooms {
     }
 
     /// Seats `member` in `room` and attaches it to the room's feed. The
-    /// returned `Advance` says whether the member must catch up first.
+    /// returned `Advance` says whether the member must catch up first; the
+    /// count, how many bytes of replay the ring handed it already.
     pub async fn enter(
         &self,
         room: &str,
         entry: Entry<'_>,
         make_member: impl FnOnce(SeatRef) -> Member,
-    ) -> Result<(Seat, Advance), StoreError> {
+    ) -> Result<(Seat, Advance, usize), StoreError> {
         self.ensure_feed(room).await?;
         let (seat, cursor) = match entry {
             Entry::Fresh(joining) => {
@@ -119,10 +120,10 @@ impl Rooms {
                 (seat, cursor)
             }
         };
-        let advance = self
+        let (advance, replayed) = self
             .hub
             .attach(room, make_member(seat.seat.clone()), cursor);
-        Ok((seat, advance))
+        Ok((seat, advance, replayed))
     }
 
     /// One step of a member's catch-up: reads up to `FETCH_CHUNK` events from
@@ -184,11 +185,12 @@ impl Rooms {
         self.store.leave(seat).await
     }
 
-    /// The connection went away without leaving: the seat stays resumable for
-    /// one session TTL from now.
+    /// The connection went away without leaving: the session stays
+    /// resumable for one session TTL from now, the seat is kept from new
+    /// players for the seat hold.
     pub async fn disconnect(&self, seat: &SeatRef, conn: ConnId) {
         self.hub.detach(&seat.room, conn);
-        if let Err(e) = self.store.refresh(std::slice::from_ref(seat)).await {
+        if let Err(e) = self.store.release(seat).await {
             tracing::debug!(error = %e, "could not restart the session clock; the last refresh stands");
         }
     }

@@ -412,7 +412,7 @@ where
             outbox: self.outbox.clone(),
             kick: self.kick.clone(),
         };
-        let (seat, advance) = match self.state.rooms.enter(&room, entry, member).await {
+        let (seat, advance, replayed) = match self.state.rooms.enter(&room, entry, member).await {
             Ok(entered) => entered,
             Err(StoreError::UnknownRoom) => return self.unknown_room().await,
             Err(e) => return self.store_error(e, None).await,
@@ -428,6 +428,12 @@ where
         if self.send(&joined).await.is_err() {
             return Step::Gone;
         }
+        // What the ring handed over waits in the outbox: past the session's
+        // replay budget, the connection waits before it is sent.
+        let wait = self.replay_wait(replayed);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         self.catch_up(&room, advance).await
     }
 
@@ -437,6 +443,11 @@ where
         while let Advance::Fetch { from, to } = advance {
             match self.state.rooms.catch_up(room, self.conn, from, to).await {
                 Ok((events, next)) => {
+                    let bytes = events.iter().map(|e| e.frame.len()).sum();
+                    let wait = self.replay_wait(bytes);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     // The slow-consumer rule holds for a replay too: a
                     // client that resumes and does not read is closed.
                     let write = async {
@@ -469,6 +480,26 @@ where
             }
         }
         Step::Continue
+    }
+
+    /// How long to wait before `bytes` of replay fit the session's budget
+    /// (`--replay-rate`): however often a session resumes, its replays
+    /// stream no faster than that once the burst is spent.
+    fn replay_wait(&self, bytes: usize) -> std::time::Duration {
+        let Some(seat) = &self.seat else {
+            return std::time::Duration::ZERO;
+        };
+        if bytes == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let wait = self
+            .state
+            .replays
+            .pace(seat.session.clone(), bytes as f64, Instant::now());
+        if !wait.is_zero() {
+            self.state.metrics.error("replay_paced");
+        }
+        wait
     }
 
     async fn act(&mut self, id: u64, data: Data, key: Option<String>) -> Step {

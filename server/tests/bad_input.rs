@@ -82,14 +82,7 @@ async fn each_bad_frame_gets_its_error() {
             .await;
         let (_, id) = c.expect_error(ErrorCode::TooLarge).await;
         assert_eq!(id, Some(11));
-        c.send(&ClientFrame::Join {
-            room: room.clone(),
-            mode: tierlab_protocol::JoinMode::Fresh {
-                name: "again".into(),
-                key: None,
-            },
-        })
-        .await;
+        c.send_join(&room, "again").await;
         c.expect_error(ErrorCode::BadRequest).await;
         // The same connection still works after all of that.
         let (seq, _) = c.act(12, r#"{"ok":true}"#).await;
@@ -161,12 +154,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
             sender.act(sent, &payload).await;
             sent += 1;
             if sent.is_multiple_of(20) {
-                let metrics = reqwest::get(replica.http("/metrics"))
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let metrics = replica.metrics_text().await;
                 if metrics.contains(r#"kind="slow_consumer""#) {
                     break;
                 }

@@ -18,12 +18,7 @@ use support::{
 use tierlab_protocol::{ClientFrame, Data, ErrorCode, ServerFrame};
 
 async fn metric(replica: &Replica, name: &str) -> f64 {
-    let text = reqwest::get(replica.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = replica.metrics_text().await;
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())

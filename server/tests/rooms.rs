@@ -117,14 +117,7 @@ async fn full_rooms_and_expired_sessions_are_refused(setup: Setup) {
     let mut p2 = Client::connect(&setup.second().ws()).await;
     p2.join(&room, "p2").await;
     let mut p3 = Client::connect(&setup.a.ws()).await;
-    p3.send(&ClientFrame::Join {
-        room: room.clone(),
-        mode: tierlab_protocol::JoinMode::Fresh {
-            name: "p3".into(),
-            key: None,
-        },
-    })
-    .await;
+    p3.send_join(&room, "p3").await;
     p3.expect_error(ErrorCode::RoomFull).await;
 
     // The session TTL of this setup is 1 s: a seat left unattended lapses.

@@ -102,12 +102,18 @@ fn nothing_measured_is_no_comparison() {
 fn usable_seconds_skip_the_ramp_the_settle_and_stolen_seconds() {
     let mut r = run(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     assert_eq!(
-        AbMetric::FanoutP95.series(&r),
+        AbMetric::FanoutP95.series(&r, DEFAULT_MAX_STEAL_PCT),
         [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     );
     r.timeseries[4].steal_pct = 20.0;
-    assert_eq!(AbMetric::FanoutP95.series(&r), [1.0, 3.0, 4.0, 5.0, 6.0]);
-    assert_eq!(AbMetric::FanoutP99.series(&r)[0], 2.0);
+    assert_eq!(
+        AbMetric::FanoutP95.series(&r, DEFAULT_MAX_STEAL_PCT),
+        [1.0, 3.0, 4.0, 5.0, 6.0]
+    );
+    assert_eq!(
+        AbMetric::FanoutP99.series(&r, DEFAULT_MAX_STEAL_PCT)[0],
+        2.0
+    );
 }
 
 #[test]
@@ -129,8 +135,14 @@ fn server_cost_comes_from_every_replica_sampled_in_the_same_second() {
     r.processes = vec![replica(10.0, 0..20), replica(30.0, 5..20)];
     // Seconds 4..=9 are held; srv-30 is sampled from 5: 5 seconds at
     // 0.4 core / 10,000 events = 40 µs, 20 MiB / 100 = 204.8 KiB.
-    assert_eq!(AbMetric::ServerCpuPerEvent.series(&r), [40.0; 5]);
-    assert_eq!(AbMetric::ServerKibPerConnection.series(&r), [204.8; 5]);
+    assert_eq!(
+        AbMetric::ServerCpuPerEvent.series(&r, DEFAULT_MAX_STEAL_PCT),
+        [40.0; 5]
+    );
+    assert_eq!(
+        AbMetric::ServerKibPerConnection.series(&r, DEFAULT_MAX_STEAL_PCT),
+        [204.8; 5]
+    );
 }
 
 fn judged(runs: Vec<(Arm, RunRecord)>) -> AbReport {
@@ -144,6 +156,7 @@ fn judged(runs: Vec<(Arm, RunRecord)>) -> AbReport {
             baseline: "bin:a".into(),
             candidate: "bin:b".into(),
             min_effect_pct: 10.0,
+            max_steal_pct: DEFAULT_MAX_STEAL_PCT,
         },
         &runs,
     )
@@ -223,7 +236,7 @@ fn unfit_runs_do_not_count_and_too_few_refuse() {
 
     let mut saturated = run(&[1.0; 6]);
     saturated.generator.saturated = true;
-    assert!(unfit(&saturated).unwrap().contains("saturated"));
+    assert!(unfit_at_default(&saturated).unwrap().contains("saturated"));
     let mut lagging = run(&[1.0; 6]);
     lagging.summary.fanout_ms.p95 = 1.0;
     lagging.summary.send_lag_ms = Percentiles {
@@ -231,20 +244,24 @@ fn unfit_runs_do_not_count_and_too_few_refuse() {
         p95: 0.4,
         ..Percentiles::default()
     };
-    assert_eq!(unfit(&lagging), None);
+    assert_eq!(unfit_at_default(&lagging), None);
     lagging.summary.send_lag_ms.p95 = 0.6;
-    assert!(unfit(&lagging)
+    assert!(unfit_at_default(&lagging)
         .unwrap()
         .contains("send lag (p95 0.60 ms) is more than 50 %"));
     let mut stolen = run(&[1.0; 6]);
     for s in &mut stolen.timeseries {
         s.steal_pct = 9.0;
     }
-    assert!(unfit(&stolen)
+    assert!(unfit_at_default(&stolen)
         .unwrap()
         .starts_with("only 0 usable held second(s)"));
-    assert!(unfit(&run(&[1.0; 4])).unwrap().starts_with("only 4 usable"));
-    assert_eq!(unfit(&run(&[1.0; 5])), None);
+    // A user who accepts that much steal counts those seconds.
+    assert_eq!(unfit(&stolen, 10.0), None);
+    assert!(unfit_at_default(&run(&[1.0; 4]))
+        .unwrap()
+        .starts_with("only 4 usable"));
+    assert_eq!(unfit_at_default(&run(&[1.0; 5])), None);
 }
 
 #[test]
@@ -261,4 +278,8 @@ fn different_scenarios_are_refused_naming_the_key_but_the_build_may_differ() {
             "run-2 and run-0 ran different scenarios (`load` differs): not like with like".into()
         )
     );
+}
+
+fn unfit_at_default(run: &RunRecord) -> Option<String> {
+    unfit(run, DEFAULT_MAX_STEAL_PCT)
 }

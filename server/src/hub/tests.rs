@@ -63,8 +63,8 @@ fn live_members_get_each_event_once_in_order() {
     let hub = hub_at(0);
     let mut a = client(1, 64);
     let mut b = client(2, 64);
-    assert_eq!(hub.attach("ROOM22", a.member.clone(), 0), Advance::Live);
-    assert_eq!(hub.attach("ROOM22", b.member.clone(), 0), Advance::Live);
+    assert_eq!(hub.attach("ROOM22", a.member.clone(), 0).0, Advance::Live);
+    assert_eq!(hub.attach("ROOM22", b.member.clone(), 0).0, Advance::Live);
     for seq in 1..=3 {
         assert_eq!(hub.arrive("ROOM22", event(seq)), Arrival::Applied);
     }
@@ -98,7 +98,7 @@ fn a_member_joining_at_a_later_seq_skips_what_it_already_has() {
     let hub = hub_at(3);
     let mut a = client(1, 64);
     // Its join saw seq 5; events 4 and 5 are still on their way here.
-    assert_eq!(hub.attach("ROOM22", a.member.clone(), 5), Advance::Live);
+    assert_eq!(hub.attach("ROOM22", a.member.clone(), 5).0, Advance::Live);
     for seq in 4..=7 {
         hub.arrive("ROOM22", event(seq));
     }
@@ -113,7 +113,7 @@ fn a_resume_inside_the_ring_is_served_from_memory() {
     }
     let mut a = client(1, 64);
     // The ring holds the last 4 (3..=6); since = 3 needs 4..=6.
-    assert_eq!(hub.attach("ROOM22", a.member.clone(), 3), Advance::Live);
+    assert_eq!(hub.attach("ROOM22", a.member.clone(), 3).0, Advance::Live);
     hub.arrive("ROOM22", event(7));
     assert_eq!(seqs(&mut a.rx), vec![4, 5, 6, 7]);
 }
@@ -126,7 +126,7 @@ fn a_resume_behind_the_ring_fetches_then_goes_live() {
     }
     let mut a = client(1, 64);
     assert_eq!(
-        hub.attach("ROOM22", a.member.clone(), 2),
+        hub.attach("ROOM22", a.member.clone(), 2).0,
         Advance::Fetch { from: 3, to: 10 }
     );
     // While the session fetches, the room moves on; the member is not live.
@@ -200,7 +200,7 @@ fn quiet_rooms_are_checked_with_backoff_until_the_head_moves() {
     let hub = hub_at(5);
     let mut member = client(1, 8);
     assert_eq!(
-        hub.attach("ROOM22", member.member.clone(), 5),
+        hub.attach("ROOM22", member.member.clone(), 5).0,
         Advance::Live
     );
     let start = Instant::now();

@@ -18,6 +18,10 @@ pub(super) fn create_key(key: &str) -> String {
     format!("{{create:{key}}}")
 }
 
+/// Rooms created within one room TTL, scored by when each stops counting:
+/// the server-wide room quota (`--max-rooms`).
+pub(super) const CREATED_KEY: &str = "{tierlab}:rooms:created";
+
 pub(super) fn server_key(id: &str) -> String {
     format!("{{tierlab}}:server:{id}")
 }

@@ -55,6 +55,9 @@ struct State {
     sessions: HashMap<String, Session>,
     /// create key → room code.
     creates: HashMap<String, String>,
+    /// When each room created within one room TTL was made, oldest first
+    /// (the quota, at most `max_rooms`).
+    created: VecDeque<Instant>,
     me: Option<ServerEntry>,
 }
 
@@ -76,8 +79,11 @@ pub struct MemoryStore {
     state: Mutex<State>,
     bus: BusSender,
     session_ttl: Duration,
+    seat_hold: Duration,
     room_ttl: Duration,
     log_max_len: usize,
+    max_rooms: usize,
+    code_len: usize,
 }
 
 impl MemoryStore {
@@ -89,8 +95,11 @@ impl MemoryStore {
             state: Mutex::new(State::default()),
             bus,
             session_ttl: config.session_ttl,
+            seat_hold: config.seat_hold,
             room_ttl: config.room_ttl,
             log_max_len: config.log_max_len as usize,
+            max_rooms: usize::try_from(config.max_rooms).unwrap_or(usize::MAX),
+            code_len: config.room_code_length,
         }
     }
 
@@ -100,12 +109,24 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn seat(&self, room: &mut Room, code: &str, session: (&str, &Session), now: Instant) -> Seat {
+    /// Seats `session` in `room`: a seat that lapsed comes back only if
+    /// one is free.
+    fn seat(
+        &self,
+        room: &mut Room,
+        code: &str,
+        session: (&str, &Session),
+        now: Instant,
+    ) -> Result<Seat, StoreError> {
         let (token, session) = session;
+        let live = room.live_seats(now);
+        if !room.seats.contains_key(&session.player) && live >= room.spec.max_players {
+            return Err(StoreError::RoomFull);
+        }
         room.seats
             .insert(session.player.clone(), now + self.session_ttl);
         room.expires = now + self.room_ttl;
-        Seat {
+        Ok(Seat {
             members: room.live_seats(now),
             seq: room.seq,
             floor: session.floor,
@@ -115,7 +136,43 @@ impl MemoryStore {
                 session: token.to_owned(),
                 holder: session.holder.clone(),
             },
+        })
+    }
+
+    /// Keeps `seats` for `seat_for` from now, and their sessions for the
+    /// session TTL.
+    fn hold(&self, seats: &[SeatRef], seat_for: Duration) {
+        let now = Instant::now();
+        let mut state = self.state();
+        state.sessions.retain(|_, s| s.expires > now);
+        for seat in seats {
+            if let Some(session) = state.sessions.get_mut(&seat.session) {
+                session.expires = now + self.session_ttl;
+            }
+            if let Some(held) = state
+                .room(&seat.room, now)
+                .and_then(|room| room.seats.get_mut(&seat.player))
+            {
+                *held = now + seat_for;
+            }
         }
+    }
+
+    /// Counts a new room against the quota of rooms made within one room
+    /// TTL.
+    fn count_room(&self, state: &mut State, now: Instant) -> Result<(), StoreError> {
+        while state
+            .created
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.room_ttl)
+        {
+            state.created.pop_front();
+        }
+        if state.created.len() >= self.max_rooms {
+            return Err(StoreError::Unavailable(super::ROOM_QUOTA.into()));
+        }
+        state.created.push_back(now);
+        Ok(())
     }
 
     /// The seat of a live session, renewed in its room.
@@ -132,7 +189,7 @@ impl MemoryStore {
             .cloned()
             .ok_or(StoreError::SessionExpired)?;
         let room = state.room(code, now).ok_or(StoreError::UnknownRoom)?;
-        Ok(self.seat(room, code, (token, &session), now))
+        self.seat(room, code, (token, &session), now)
     }
 
     fn new_room(&self, spec: &RoomSpec, now: Instant) -> Room {
@@ -164,8 +221,9 @@ impl Store for MemoryStore {
             }
         }
         for _ in 0..super::CREATE_ATTEMPTS {
-            let code = ids::room_code();
+            let code = ids::room_code(self.code_len);
             if state.room(&code, now).is_none() {
+                self.count_room(&mut state, now)?;
                 let room = self.new_room(spec, now);
                 state.rooms.insert(code.clone(), room);
                 if let Some(key) = key {
@@ -255,21 +313,12 @@ impl Store for MemoryStore {
     }
 
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError> {
-        let now = Instant::now();
-        let lapses = now + self.session_ttl;
-        let mut state = self.state();
-        state.sessions.retain(|_, s| s.expires > now);
-        for seat in seats {
-            if let Some(session) = state.sessions.get_mut(&seat.session) {
-                session.expires = lapses;
-            }
-            if let Some(held) = state
-                .room(&seat.room, now)
-                .and_then(|room| room.seats.get_mut(&seat.player))
-            {
-                *held = lapses;
-            }
-        }
+        self.hold(seats, self.session_ttl);
+        Ok(())
+    }
+
+    async fn release(&self, seat: &SeatRef) -> Result<(), StoreError> {
+        self.hold(std::slice::from_ref(seat), self.seat_hold);
         Ok(())
     }
 

@@ -164,6 +164,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Keeps seats alive while their players are connected and, called once
     /// more on disconnect, starts each one's session-TTL clock.
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError>;
+    /// The seat's connection went away without leaving: the seat is kept
+    /// from new players for the seat hold, the session for its TTL.
+    async fn release(&self, seat: &SeatRef) -> Result<(), StoreError>;
     /// Appends an act of `seat` to the room log and publishes it; returns
     /// its seq (the first one's, for a keyed retry within the window).
     async fn append(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError>;
@@ -190,6 +193,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 /// Random codes tried before `create_room` gives up (31^6 ≈ 8.9e8 codes:
 /// eight collisions in a row mean the space is nearly full).
 const CREATE_ATTEMPTS: usize = 8;
+/// Why a create was refused once `--max-rooms` rooms were made within one
+/// room TTL.
+const ROOM_QUOTA: &str =
+    "the server's quota of new rooms (--max-rooms per room TTL) is spent; try again later";
 const CODE_SPACE_CROWDED: &str = "could not find a free room code; the code space is crowded";
 
 /// Where a store sends what its bus carries.

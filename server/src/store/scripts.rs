@@ -3,7 +3,9 @@
 //! renews a session's seat and moves it to the new connection, an append
 //! checks the session's holder and the key window and numbers, logs and
 //! publishes an event in one go, and a raise lifts a room's seq after Redis
-//! lost what it had acknowledged.
+//! lost what it had acknowledged. A seat that lapsed while its player was
+//! away is taken back only if the room has one free; a create counts
+//! against the room quota.
 
 /// Seats a player if the room exists and has a free seat. With a key, a
 /// retry gets the seat the first attempt took (while its session lives).
@@ -19,6 +21,11 @@ if ARGV[6] ~= '' then
     local player, token = string.match(prev, '^(%S+) (%S+)$')
     local skey = string.sub(KEYS[1], 1, -6) .. ':session:' .. token
     if redis.call('EXISTS', skey) == 1 then
+      if not redis.call('ZSCORE', KEYS[2], player) then
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+        if redis.call('ZCARD', KEYS[2]) >= cjson.decode(meta).max_players then return {-2, 0, 0, '', ''} end
+        redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), player)
+      end
       redis.call('HSET', skey, 'holder', ARGV[7])
       return {2, seq, redis.call('ZCARD', KEYS[2]), player, token}
     end
@@ -42,14 +49,20 @@ return {1, seq, redis.call('ZCARD', KEYS[2]), ARGV[1], ARGV[9]}
 "#;
 
 /// Renews the seat of a session that is still alive and makes this
-/// connection its holder (an older one is refused on its next act).
+/// connection its holder (an older one is refused on its next act). A seat
+/// that lapsed (held past `--seat-hold`) comes back only if one is free.
 pub const RESUME: &str = r#"
 -- KEYS: meta members seq session   ARGV: now_ms ttl_ms room_ttl_ms holder
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, '', 0} end
+local meta = redis.call('GET', KEYS[1])
+if not meta then return {-1, 0, 0, '', 0} end
 local player = redis.call('HGET', KEYS[4], 'player')
 if not player then return {-3, 0, 0, '', 0} end
-redis.call('HSET', KEYS[4], 'holder', ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if not redis.call('ZSCORE', KEYS[2], player)
+  and redis.call('ZCARD', KEYS[2]) >= cjson.decode(meta).max_players then
+  return {-2, 0, 0, '', 0}
+end
+redis.call('HSET', KEYS[4], 'holder', ARGV[4])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), player)
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -89,6 +102,18 @@ if tag then
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
 end
 return {1, s}
+"#;
+
+/// Counts a room against the quota of rooms created within one room TTL:
+/// 1 counted, 0 the quota is spent.
+pub const COUNT_ROOM: &str = r#"
+-- KEYS: created   ARGV: now_ms room_ttl_ms max code
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 "#;
 
 /// Lifts the seq to at least a floor (Redis came back with less).

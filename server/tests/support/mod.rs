@@ -206,6 +206,16 @@ impl Replica {
         Replica::start(&args).await
     }
 
+    /// The replica's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn ws(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
@@ -466,20 +476,18 @@ impl Client {
         }
     }
 
-    pub async fn create(&mut self, max_players: u32) -> String {
+    /// Sends a `create` without waiting for its answer.
+    pub async fn send_create(&mut self, max_players: u32) {
         self.send(&ClientFrame::Create {
             game: "quiz".into(),
             max_players,
             key: None,
         })
         .await;
-        match self.recv().await {
-            ServerFrame::Created { room } => room,
-            other => panic!("expected created, got {other:?}"),
-        }
     }
 
-    pub async fn join(&mut self, room: &str, name: &str) -> u64 {
+    /// Sends a fresh `join` without waiting for its answer.
+    pub async fn send_join(&mut self, room: &str, name: &str) {
         self.send(&ClientFrame::Join {
             room: room.into(),
             mode: JoinMode::Fresh {
@@ -488,6 +496,18 @@ impl Client {
             },
         })
         .await;
+    }
+
+    pub async fn create(&mut self, max_players: u32) -> String {
+        self.send_create(max_players).await;
+        match self.recv().await {
+            ServerFrame::Created { room } => room,
+            other => panic!("expected created, got {other:?}"),
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> u64 {
+        self.send_join(room, name).await;
         self.expect_joined(room).await
     }
 

@@ -4,9 +4,10 @@
 
 use redis::AsyncCommands;
 
-use super::super::layout::{create_key, RoomKeys, RoomMeta};
-use super::super::{RoomSpec, StoreError, CODE_SPACE_CROWDED, CREATE_ATTEMPTS};
-use super::RedisStore;
+use super::super::layout::{create_key, RoomKeys, RoomMeta, CREATED_KEY};
+use super::super::{RoomSpec, StoreError, CODE_SPACE_CROWDED, CREATE_ATTEMPTS, ROOM_QUOTA};
+use super::{now_ms, RedisStore};
+
 use crate::ids;
 
 impl RedisStore {
@@ -29,8 +30,9 @@ impl RedisStore {
         // code and (re)creates that room, whether or not the first got to it.
         let mut code = match key {
             Some(key) => self.claim_create_key(key).await?,
-            None => ids::room_code(),
+            None => self.fresh_code(),
         };
+        self.count_room(&code).await?;
         for _ in 0..CREATE_ATTEMPTS {
             if self.set_meta(&code, &meta).await? {
                 return Ok(code);
@@ -39,13 +41,41 @@ impl RedisStore {
                 if self.made_by(&code, spec).await? {
                     return Ok(code);
                 }
-                code = ids::room_code();
+                code = self.fresh_code();
                 self.move_create_key(key, &code).await?;
             } else {
-                code = ids::room_code();
+                code = self.fresh_code();
             }
+            self.count_room(&code).await?;
         }
         Err(StoreError::Unavailable(CODE_SPACE_CROWDED.into()))
+    }
+
+    fn fresh_code(&self) -> String {
+        ids::room_code(self.settings.code_len)
+    }
+
+    /// Counts a new room against the server-wide quota of rooms created
+    /// within one room TTL (one key for every replica). A code counts once,
+    /// so a keyed retry is not counted again; a code drawn but taken
+    /// counts until its TTL (rare: the space is large).
+    async fn count_room(&self, code: &str) -> Result<(), StoreError> {
+        let mut call = self.count_room.prepare_invoke();
+        call.key(CREATED_KEY)
+            .arg(now_ms())
+            .arg(self.settings.room_ttl_ms)
+            .arg(self.settings.max_rooms)
+            .arg(code);
+        let counted: i64 = self
+            .timed_write("create_room", async {
+                call.invoke_async(&mut self.conn()).await
+            })
+            .await?;
+        if counted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(ROOM_QUOTA.into()))
+        }
     }
 
     /// `SET NX` of a room's meta: whether this call created the room.
@@ -79,7 +109,7 @@ impl RedisStore {
 
     /// The code a create key names, claiming a fresh one if it names none.
     async fn claim_create_key(&self, key: &str) -> Result<String, StoreError> {
-        let fresh = ids::room_code();
+        let fresh = self.fresh_code();
         let claim = redis::cmd("SET")
             .arg(create_key(key))
             .arg(&fresh)

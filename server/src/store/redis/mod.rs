@@ -39,7 +39,10 @@ fn now_ms() -> u64 {
 #[derive(Debug)]
 struct Settings {
     session_ttl_ms: u64,
+    seat_hold_ms: u64,
     room_ttl_ms: u64,
+    max_rooms: u64,
+    code_len: usize,
     log_max_len: u64,
     timeout: Duration,
     heartbeat: Duration,
@@ -57,6 +60,7 @@ pub struct RedisStore {
     resume: Script,
     append: Script,
     raise_seq: Script,
+    count_room: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -78,7 +82,10 @@ impl RedisStore {
     ) -> Result<RedisStore, StoreError> {
         let settings = Settings {
             session_ttl_ms: config.session_ttl.as_millis() as u64,
+            seat_hold_ms: config.seat_hold.as_millis() as u64,
             room_ttl_ms: config.room_ttl.as_millis() as u64,
+            max_rooms: config.max_rooms,
+            code_len: config.room_code_length,
             log_max_len: config.log_max_len,
             timeout: config.redis_timeout,
             heartbeat: config.heartbeat,
@@ -114,6 +121,7 @@ impl RedisStore {
             resume: Script::new(scripts::RESUME),
             append: Script::new(scripts::APPEND),
             raise_seq: Script::new(scripts::RAISE_SEQ),
+            count_room: Script::new(scripts::COUNT_ROOM),
         };
         Ok(store)
     }
@@ -167,6 +175,42 @@ impl RedisStore {
     }
 
     /// Runs one Redis operation under the store's timeout, recording its latency.
+    /// Keeps `seats` for `seat_ms` from now, and their sessions for the
+    /// session TTL.
+    async fn hold(&self, seats: &[SeatRef], seat_ms: u64) -> Result<(), StoreError> {
+        if seats.is_empty() {
+            return Ok(());
+        }
+        let expires = now_ms() + seat_ms;
+        // One pipeline per room: on a cluster, a pipeline must stay in one slot.
+        let mut rooms: std::collections::HashMap<&str, redis::Pipeline> = Default::default();
+        for seat in seats {
+            let keys = RoomKeys::new(&seat.room);
+            let pipe = rooms.entry(seat.room.as_str()).or_insert_with(redis::pipe);
+            // XX: a seat given up (leave) or already expired is not brought back.
+            pipe.cmd("ZADD")
+                .arg(keys.members())
+                .arg("XX")
+                .arg(expires)
+                .arg(&seat.player)
+                .ignore()
+                .pexpire(
+                    keys.session(&seat.session),
+                    self.settings.session_ttl_ms as i64,
+                )
+                .ignore();
+        }
+        let sent = rooms.values().map(|pipe| {
+            self.timed("refresh", async move {
+                pipe.query_async::<()>(&mut self.conn()).await
+            })
+        });
+        futures_util::future::join_all(sent)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     async fn timed<T>(
         &self,
         op: &'static str,
@@ -385,6 +429,7 @@ impl Store for RedisStore {
                 floor,
             }),
             -1 => Err(StoreError::UnknownRoom),
+            -2 => Err(StoreError::RoomFull),
             _ => Err(StoreError::SessionExpired),
         }
     }
@@ -403,37 +448,12 @@ impl Store for RedisStore {
     }
 
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError> {
-        if seats.is_empty() {
-            return Ok(());
-        }
-        let expires = now_ms() + self.settings.session_ttl_ms;
-        // One pipeline per room: on a cluster, a pipeline must stay in one slot.
-        let mut rooms: std::collections::HashMap<&str, redis::Pipeline> = Default::default();
-        for seat in seats {
-            let keys = RoomKeys::new(&seat.room);
-            let pipe = rooms.entry(seat.room.as_str()).or_insert_with(redis::pipe);
-            // XX: a seat given up (leave) or already expired is not brought back.
-            pipe.cmd("ZADD")
-                .arg(keys.members())
-                .arg("XX")
-                .arg(expires)
-                .arg(&seat.player)
-                .ignore()
-                .pexpire(
-                    keys.session(&seat.session),
-                    self.settings.session_ttl_ms as i64,
-                )
-                .ignore();
-        }
-        let sent = rooms.values().map(|pipe| {
-            self.timed("refresh", async move {
-                pipe.query_async::<()>(&mut self.conn()).await
-            })
-        });
-        futures_util::future::join_all(sent)
+        self.hold(seats, self.settings.session_ttl_ms).await
+    }
+
+    async fn release(&self, seat: &SeatRef) -> Result<(), StoreError> {
+        self.hold(std::slice::from_ref(seat), self.settings.seat_hold_ms)
             .await
-            .into_iter()
-            .collect()
     }
 
     async fn append(&self, seat: &SeatRef, act: &Act<'_>) -> Result<u64, StoreError> {
