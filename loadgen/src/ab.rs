@@ -59,8 +59,12 @@ impl std::fmt::Display for Build {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AbError {
-    #[error("{build}: {message}")]
-    Build { build: String, message: String },
+    #[error("{build}: {source}")]
+    Build {
+        build: String,
+        #[source]
+        source: BuildError,
+    },
     #[error("cannot run {what}: {source}")]
     Spawn {
         what: String,
@@ -82,6 +86,27 @@ pub enum AbError {
     RunFailed { dir: PathBuf, code: i32 },
     #[error("{path} is not an A/B gate's directory: {message}")]
     NotAGate { path: PathBuf, message: String },
+}
+
+/// Why a build could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot run {tool}: {source}")]
+    Spawn {
+        tool: &'static str,
+        source: std::io::Error,
+    },
+    #[error("git {args}: {stderr}")]
+    Git { args: String, stderr: String },
+    #[error("no such file")]
+    NoSuchFile,
+    #[error("cargo build failed ({0})")]
+    Cargo(std::process::ExitStatus),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A validated `tierlab ab` invocation.
@@ -112,19 +137,25 @@ fn builds_dir() -> PathBuf {
     PathBuf::from("target/ab-builds")
 }
 
-fn git(args: &[&str]) -> Result<String, String> {
+fn git(args: &[&str]) -> Result<String, BuildError> {
     let out = Command::new("git")
         .args(args)
         .output()
-        .map_err(|e| format!("git: {e}"))?;
+        .map_err(|source| BuildError::Spawn {
+            tool: "git",
+            source,
+        })?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        return Err(BuildError::Git {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Builds `tierlab-server` at `rev` (or finds it built); returns the binary.
-fn build_revision(rev: &str, say: &dyn Fn(&str)) -> Result<PathBuf, String> {
+fn build_revision(rev: &str, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
     let sha = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?;
     let short = &sha[..12.min(sha.len())];
     let root = builds_root()?;
@@ -142,8 +173,11 @@ fn build_revision(rev: &str, say: &dyn Fn(&str)) -> Result<PathBuf, String> {
 }
 
 /// Builds `tierlab-server` from the checkout `dir` as it is on disk.
-fn build_tree(dir: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, String> {
-    let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn build_tree(dir: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+    let dir = std::fs::canonicalize(dir).map_err(|source| BuildError::File {
+        path: dir.to_owned(),
+        source,
+    })?;
     let root = builds_root()?;
     let binary = root.join("tree").join("tierlab-server");
     say(&format!(
@@ -153,10 +187,13 @@ fn build_tree(dir: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, String> {
     cargo_build(&dir, &root.join("target-tree"), &binary).map(|()| binary)
 }
 
-fn builds_root() -> Result<PathBuf, String> {
-    Ok(std::env::current_dir()
-        .map_err(|e| e.to_string())?
-        .join(builds_dir()))
+fn builds_root() -> Result<PathBuf, BuildError> {
+    std::env::current_dir()
+        .map(|dir| dir.join(builds_dir()))
+        .map_err(|source| BuildError::File {
+            path: ".".into(),
+            source,
+        })
 }
 
 /// `cargo build --release --locked -p tierlab-server` in `dir` — the same
@@ -167,28 +204,35 @@ fn builds_root() -> Result<PathBuf, String> {
 /// cargo judges freshness by file times against paths relative to the
 /// workspace, so two checkouts sharing one would pass one's build off as
 /// the other's.
-fn cargo_build(dir: &Path, target: &Path, binary: &Path) -> Result<(), String> {
+fn cargo_build(dir: &Path, target: &Path, binary: &Path) -> Result<(), BuildError> {
     let status = Command::new("cargo")
         .args(["build", "--release", "--locked", "-p", "tierlab-server"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
         .status()
-        .map_err(|e| format!("cargo: {e}"))?;
+        .map_err(|source| BuildError::Spawn {
+            tool: "cargo",
+            source,
+        })?;
     if !status.success() {
-        return Err(format!("cargo build failed ({status})"));
+        return Err(BuildError::Cargo(status));
     }
+    let file = |path: &Path| {
+        let path = path.to_owned();
+        move |source| BuildError::File { path, source }
+    };
     if let Some(parent) = binary.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(parent).map_err(file(parent))?;
     }
     std::fs::copy(target.join("release/tierlab-server"), binary)
         .map(|_| ())
-        .map_err(|e| format!("copying the build: {e}"))
+        .map_err(file(binary))
 }
 
 fn prepare(build: &Build, say: &dyn Fn(&str)) -> Result<Prepared, AbError> {
-    let failed = |message: String| AbError::Build {
+    let failed = |source: BuildError| AbError::Build {
         build: build.to_string(),
-        message,
+        source,
     };
     let binary = match build {
         Build::Url(url) => {
@@ -201,9 +245,14 @@ fn prepare(build: &Build, say: &dyn Fn(&str)) -> Result<Prepared, AbError> {
         }
         Build::Binary(path) => {
             if !path.is_file() {
-                return Err(failed("no such file".into()));
+                return Err(failed(BuildError::NoSuchFile));
             }
-            std::fs::canonicalize(path).map_err(|e| failed(e.to_string()))?
+            std::fs::canonicalize(path).map_err(|source| {
+                failed(BuildError::File {
+                    path: path.clone(),
+                    source,
+                })
+            })?
         }
         Build::Revision(rev) => build_revision(rev, say).map_err(failed)?,
         Build::Tree(dir) => build_tree(dir, say).map_err(failed)?,

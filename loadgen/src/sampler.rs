@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tierlab_record::ProcessSecond;
 pub use tierlab_record::ProcessUsage;
+use tierlab_record::{median, ProcessSecond};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -143,20 +143,15 @@ async fn sample(targets: Targets, origin: Instant, stop: CancellationToken) -> V
         .collect()
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
 fn summarise(name: String, mut s: Series) -> ProcessUsage {
     ProcessUsage {
         name,
-        cpu_pct_median: median(&mut s.cpu),
+        cpu_pct_median: median(&mut s.cpu).unwrap_or(0.0),
         cpu_pct_max: s.cpu.iter().copied().fold(0.0, f64::max),
         rss_mib_max: s.rss_mib.iter().copied().fold(0.0, f64::max),
         connections_max: s.connections.iter().copied().max(),
-        ops_per_s_median: (!s.ops.is_empty()).then(|| median(&mut s.ops)),
-        events_per_s_median: (!s.events.is_empty()).then(|| median(&mut s.events)),
+        ops_per_s_median: median(&mut s.ops),
+        events_per_s_median: median(&mut s.events),
         by_second: s.by_second.into_values().collect(),
     }
 }

@@ -316,8 +316,78 @@ fn default_max_steal() -> f64 {
 
 /// Judges `runs`: (arm, run directory, its record).
 pub fn judge(setup: &AbSetup, runs: &[(Arm, String, RunRecord)]) -> AbReport {
+    let mut report = unjudged(setup, runs);
+    if let Err(reason) = comparable(runs) {
+        report.verdict = Verdict::Refused(reason);
+        return report;
+    }
+    let counted: Vec<(Arm, &str, &RunRecord)> = runs
+        .iter()
+        .zip(&report.runs)
+        .filter(|(_, r)| r.unfit.is_none())
+        .map(|((arm, dir, run), _)| (*arm, dir.as_str(), run))
+        .collect();
+    for arm in [Arm::Baseline, Arm::Candidate] {
+        let n = counted.iter().filter(|(a, _, _)| *a == arm).count();
+        if n < MIN_RUNS {
+            report.verdict = Verdict::Refused(format!(
+                "{n} {arm:?} run(s) fit to compare, {MIN_RUNS} needed; see why each did not count"
+            ));
+            return report;
+        }
+    }
+    report.failed_slos = counted
+        .iter()
+        .flat_map(|(_, dir, run)| {
+            run.slo
+                .iter()
+                .filter(|s| !s.pass)
+                .map(move |s| format!("{dir}: {}", s.name))
+        })
+        .collect();
+    report.comparisons = comparisons(setup, &counted);
+    report.verdict = if report
+        .comparisons
+        .iter()
+        .any(|c| c.change == Change::Regression)
+    {
+        Verdict::Regressed
+    } else if !report.failed_slos.is_empty() {
+        Verdict::SloFailed
+    } else {
+        Verdict::Pass
+    };
+    report
+}
+
+/// Every metric the counted runs of both arms measured, compared.
+fn comparisons(setup: &AbSetup, counted: &[(Arm, &str, &RunRecord)]) -> Vec<Comparison> {
+    AbMetric::ALL
+        .into_iter()
+        .filter_map(|metric| {
+            let arm = |which: Arm| -> Vec<Vec<f64>> {
+                counted
+                    .iter()
+                    .filter(|(a, _, _)| *a == which)
+                    .map(|(_, _, run)| metric.series(run, setup.max_steal_pct))
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            };
+            compare(
+                metric,
+                &arm(Arm::Baseline),
+                &arm(Arm::Candidate),
+                setup.min_effect_pct,
+            )
+        })
+        .collect()
+}
+
+/// The report before any verdict: the setup, and each run with why it
+/// does not count (if it does not).
+fn unjudged(setup: &AbSetup, runs: &[(Arm, String, RunRecord)]) -> AbReport {
     let first = runs.first().map(|r| &r.2);
-    let mut report = AbReport {
+    AbReport {
         scenario: first.map(|r| r.scenario.name.clone()).unwrap_or_default(),
         baseline: setup.baseline.clone(),
         candidate: setup.candidate.clone(),
@@ -339,67 +409,7 @@ pub fn judge(setup: &AbSetup, runs: &[(Arm, String, RunRecord)]) -> AbReport {
             format!("{} ({} cores)", r.machine.hostname, r.machine.cores)
         }),
         wall_s: None,
-    };
-    if let Err(reason) = comparable(runs) {
-        report.verdict = Verdict::Refused(reason);
-        return report;
     }
-    let counted: Vec<(Arm, &RunRecord)> = runs
-        .iter()
-        .zip(&report.runs)
-        .filter(|(_, r)| r.unfit.is_none())
-        .map(|((arm, _, run), _)| (*arm, run))
-        .collect();
-    for arm in [Arm::Baseline, Arm::Candidate] {
-        let n = counted.iter().filter(|(a, _)| *a == arm).count();
-        if n < MIN_RUNS {
-            report.verdict = Verdict::Refused(format!(
-                "{n} {arm:?} run(s) fit to compare, {MIN_RUNS} needed; see why each did not count"
-            ));
-            return report;
-        }
-    }
-    report.failed_slos = runs
-        .iter()
-        .zip(&report.runs)
-        .filter(|(_, r)| r.unfit.is_none())
-        .flat_map(|((_, dir, run), _)| {
-            run.slo
-                .iter()
-                .filter(|s| !s.pass)
-                .map(move |s| format!("{dir}: {}", s.name))
-        })
-        .collect();
-    for metric in AbMetric::ALL {
-        let arm = |which: Arm| -> Vec<Vec<f64>> {
-            counted
-                .iter()
-                .filter(|(a, _)| *a == which)
-                .map(|(_, run)| metric.series(run, setup.max_steal_pct))
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
-        if let Some(c) = compare(
-            metric,
-            &arm(Arm::Baseline),
-            &arm(Arm::Candidate),
-            setup.min_effect_pct,
-        ) {
-            report.comparisons.push(c);
-        }
-    }
-    report.verdict = if report
-        .comparisons
-        .iter()
-        .any(|c| c.change == Change::Regression)
-    {
-        Verdict::Regressed
-    } else if !report.failed_slos.is_empty() {
-        Verdict::SloFailed
-    } else {
-        Verdict::Pass
-    };
-    report
 }
 
 /// Every run ran the same scenario as the first.
@@ -427,6 +437,8 @@ fn comparable(runs: &[(Arm, String, RunRecord)]) -> Result<(), String> {
     Ok(())
 }
 
+/// The interpolated median (the mean of the two middle values): a statistic
+/// of the arm, unlike `tierlab_record::median`, which picks a measured value.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();

@@ -100,6 +100,48 @@ fn fault_labels(faults: &[FaultRecord], high: f64) -> Vec<Text<'static, (f64, f6
         .collect()
 }
 
+/// What a latency-over-time chart plots and the ranges of its axes.
+struct Frame {
+    /// The seconds that had samples, with their percentiles.
+    rows: Vec<(f64, Percentiles)>,
+    end: f64,
+    low: f64,
+    high: f64,
+    /// The right axis's top: the most players seen or targeted.
+    players: f64,
+}
+
+impl Frame {
+    fn of(run: &RunRecord, pick: fn(&Second) -> Percentiles, slos: &[(String, f64)]) -> Frame {
+        let rows: Vec<(f64, Percentiles)> = run
+            .timeseries
+            .iter()
+            .map(|s| (s.t as f64, pick(s)))
+            .filter(|(_, p)| p.count > 0)
+            .collect();
+        // The SLO lines stay in view even when every second is far under them.
+        let high = rows
+            .iter()
+            .map(|(_, p)| p.max)
+            .chain(slos.iter().map(|(_, ms)| *ms))
+            .fold(1.0, f64::max)
+            * 1.5;
+        let players = run
+            .timeseries
+            .iter()
+            .map(|s| s.target.max(s.players as f64))
+            .fold(1.0, f64::max)
+            * 1.1;
+        Frame {
+            rows,
+            end: end_of_run(run),
+            low: 0.1,
+            high,
+            players,
+        }
+    }
+}
+
 /// p50/p95/p99/max of one latency per second (log scale), the load
 /// shape's target on the right axis, faults shaded.
 pub fn latency_over_time(
@@ -108,27 +150,13 @@ pub fn latency_over_time(
     pick: fn(&Second) -> Percentiles,
     slos: &[(String, f64)],
 ) -> Result<String, ReportError> {
-    let end = end_of_run(run);
-    let rows: Vec<(f64, Percentiles)> = run
-        .timeseries
-        .iter()
-        .map(|s| (s.t as f64, pick(s)))
-        .filter(|(_, p)| p.count > 0)
-        .collect();
-    // The SLO lines stay in view even when every second is far under them.
-    let high = rows
-        .iter()
-        .map(|(_, p)| p.max)
-        .chain(slos.iter().map(|(_, ms)| *ms))
-        .fold(1.0, f64::max)
-        * 1.5;
-    let low = 0.1;
-    let players = run
-        .timeseries
-        .iter()
-        .map(|s| s.target.max(s.players as f64))
-        .fold(1.0, f64::max)
-        * 1.1;
+    let Frame {
+        rows,
+        end,
+        low,
+        high,
+        players,
+    } = Frame::of(run, pick, slos);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 18))

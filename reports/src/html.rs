@@ -81,9 +81,24 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     page.push_str(&open_page(&title));
     verdict(&mut page, report);
     comparison(&mut page, report);
+    latency_over_time(&mut page, run)?;
+    load_and_throughput(&mut page, run)?;
+    distribution(&mut page, report)?;
+    lobby(&mut page, run);
+    let _ = write!(page, "<h2>Capacity</h2>");
+    capacity(&mut page, report)?;
+    processes(&mut page, report);
+    workers(&mut page, report);
+    environment(&mut page, report);
+    page.push_str("</body></html>\n");
+    Ok(page)
+}
+
+/// Fan-out, ack and (when sampled) send lag, second by second.
+fn latency_over_time(page: &mut String, run: &RunRecord) -> Result<(), ReportError> {
     let _ = write!(page, "<h2>Latency over time</h2>");
     chart(
-        &mut page,
+        page,
         charts::latency_over_time(
             run,
             "Fan-out latency per second (send → every member)",
@@ -92,7 +107,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         )?,
     );
     chart(
-        &mut page,
+        page,
         charts::latency_over_time(
             run,
             "Ack latency per second (send → sender's ack)",
@@ -106,7 +121,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             "<p>Send lag is the generator's own lateness: from the moment an act was meant to go to the moment its frame was written. Fan-out and ack are counted from the intended moment, so each includes its sender's send lag; where the send lag is small next to them, the latencies are the system's.</p>"
         );
         chart(
-            &mut page,
+            page,
             charts::latency_over_time(
                 run,
                 "Send lag per second (intended → written)",
@@ -115,9 +130,14 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             )?,
         );
     }
+    Ok(())
+}
+
+/// Acts, deliveries, errors and reconnects per second.
+fn load_and_throughput(page: &mut String, run: &RunRecord) -> Result<(), ReportError> {
     let _ = write!(page, "<h2>Load and throughput</h2>");
     chart(
-        &mut page,
+        page,
         charts::counts_over_time(
             run,
             "Acts and events delivered per second",
@@ -129,7 +149,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         )?,
     );
     chart(
-        &mut page,
+        page,
         charts::counts_over_time(
             run,
             "Errors and reconnects per second",
@@ -140,6 +160,11 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             ],
         )?,
     );
+    Ok(())
+}
+
+/// The latency spectra of the run (and of the baseline, dashed).
+fn distribution(page: &mut String, report: &Report) -> Result<(), ReportError> {
     let _ = write!(page, "<h2>Latency distribution</h2>");
     if let Some(baseline) = &report.baseline {
         let _ = write!(
@@ -152,21 +177,14 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         let _ = write!(page, "<p>No latency.hlog in the run directory.</p>");
     } else {
         chart(
-            &mut page,
+            page,
             charts::spectrum(
                 &report.spectra,
                 report.baseline.as_ref().map(|b| b.spectra.as_slice()),
             )?,
         );
     }
-    lobby(&mut page, run);
-    let _ = write!(page, "<h2>Capacity</h2>");
-    capacity(&mut page, report)?;
-    processes(&mut page, report);
-    workers(&mut page, report);
-    environment(&mut page, report);
-    page.push_str("</body></html>\n");
-    Ok(page)
+    Ok(())
 }
 
 /// The SLOs on `latency` as lines a time chart draws: (label, ms).

@@ -183,9 +183,32 @@ pub fn plan(
         ));
     }
     let m = measured(sweep)?;
+    let mut lines = Vec::new();
+    let replicas = replica_lines(&mut lines, &m, players, headroom);
+    let shards = m.ops_per_player.map_or(1.0, |ops| {
+        redis_lines(&mut lines, ops * players, ops, players, headroom, cost)
+    });
+    let monthly = cost.map(|c| {
+        replicas * c.server.monthly
+            + shards * c.redis.monthly
+            + c.lb.as_ref().map_or(0.0, |l| l.monthly)
+    });
+    if let (Some(c), Some(total)) = (cost, monthly) {
+        cost_lines(&mut lines, c, total, players, (replicas, shards));
+    }
+    Ok(Plan {
+        players,
+        lines,
+        extrapolated: players > 2.0 * m.largest_load,
+        monthly,
+    })
+}
+
+/// The measured players per replica and the replicas `players` need (returned).
+fn replica_lines(lines: &mut Vec<Line>, m: &Measured, players: f64, headroom: f64) -> f64 {
     let usable = m.per_replica * headroom;
     let replicas = (players / usable).ceil().max(1.0);
-    let mut lines = vec![Line {
+    lines.push(Line {
         what: "players per replica (measured)".into(),
         value: format!(
             "{}{:.0}",
@@ -202,7 +225,7 @@ pub fn plan(
                 "includes the scaling loss measured at that size"
             }
         ),
-    }];
+    });
     lines.push(Line {
         what: "replicas".into(),
         value: format!("{replicas:.0}"),
@@ -216,58 +239,64 @@ pub fn plan(
             assumption: format!("measured on one replica at {per_replica_load:.0} players (interpolated); Redis and network not saturated"),
         });
     }
-    let mut shards = 1.0;
-    if let Some(ops) = m.ops_per_player {
-        let total = ops * players;
-        lines.push(Line {
-            what: "Redis ops/s".into(),
-            value: format!("{total:.0}"),
-            assumption: format!(
-                "{ops:.2} ops/s per player (median of the sweep's steps) × {players:.0}"
-            ),
-        });
-        if let Some(cost) = cost {
-            shards = (total / (cost.redis.ops_per_shard * headroom))
-                .ceil()
-                .max(1.0);
-            lines.push(Line {
-                what: "Redis".into(),
-                value: if shards <= 1.0 { "one instance".into() } else { format!("cluster of {shards:.0} shards") },
-                assumption: format!("{:.0} ops/s per shard (cost file) at {:.0} % headroom; rooms spread evenly over shards", cost.redis.ops_per_shard, headroom * 100.0),
-            });
-        }
-    }
-    let monthly = cost.map(|c| {
-        replicas * c.server.monthly
-            + shards * c.redis.monthly
-            + c.lb.as_ref().map_or(0.0, |l| l.monthly)
+    replicas
+}
+
+/// Redis's load at `total` ops/s and, with prices, the shards it needs (returned).
+fn redis_lines(
+    lines: &mut Vec<Line>,
+    total: f64,
+    ops: f64,
+    players: f64,
+    headroom: f64,
+    cost: Option<&CostModel>,
+) -> f64 {
+    lines.push(Line {
+        what: "Redis ops/s".into(),
+        value: format!("{total:.0}"),
+        assumption: format!(
+            "{ops:.2} ops/s per player (median of the sweep's steps) × {players:.0}"
+        ),
     });
-    if let (Some(c), Some(total)) = (cost, monthly) {
-        lines.push(Line {
-            what: "monthly cost".into(),
-            value: format!("{total:.0} {}", c.currency),
-            assumption: format!(
-                "{replicas:.0} × {} ({:.0}) + {shards:.0} × {} ({:.0}){}",
-                c.server.name,
-                c.server.monthly,
-                c.redis.name,
-                c.redis.monthly,
-                c.lb.as_ref()
-                    .map_or_else(String::new, |l| format!(" + {} ({:.0})", l.name, l.monthly))
-            ),
-        });
-        lines.push(Line {
-            what: "cost per 100 players".into(),
-            value: format!("{:.2} {}", total * 100.0 / players, c.currency),
-            assumption: "monthly cost ÷ players × 100".into(),
-        });
-    }
-    Ok(Plan {
-        players,
-        lines,
-        extrapolated: players > 2.0 * m.largest_load,
-        monthly,
-    })
+    let Some(cost) = cost else { return 1.0 };
+    let shards = (total / (cost.redis.ops_per_shard * headroom))
+        .ceil()
+        .max(1.0);
+    lines.push(Line {
+        what: "Redis".into(),
+        value: if shards <= 1.0 { "one instance".into() } else { format!("cluster of {shards:.0} shards") },
+        assumption: format!("{:.0} ops/s per shard (cost file) at {:.0} % headroom; rooms spread evenly over shards", cost.redis.ops_per_shard, headroom * 100.0),
+    });
+    shards
+}
+
+/// The month's bill for `(replicas, shards)` and what 100 players cost.
+fn cost_lines(
+    lines: &mut Vec<Line>,
+    c: &CostModel,
+    total: f64,
+    players: f64,
+    machines: (f64, f64),
+) {
+    let (replicas, shards) = machines;
+    lines.push(Line {
+        what: "monthly cost".into(),
+        value: format!("{total:.0} {}", c.currency),
+        assumption: format!(
+            "{replicas:.0} × {} ({:.0}) + {shards:.0} × {} ({:.0}){}",
+            c.server.name,
+            c.server.monthly,
+            c.redis.name,
+            c.redis.monthly,
+            c.lb.as_ref()
+                .map_or_else(String::new, |l| format!(" + {} ({:.0})", l.name, l.monthly))
+        ),
+    });
+    lines.push(Line {
+        what: "cost per 100 players".into(),
+        value: format!("{:.2} {}", total * 100.0 / players, c.currency),
+        assumption: "monthly cost ÷ players × 100".into(),
+    });
 }
 
 impl Plan {

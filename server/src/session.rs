@@ -430,10 +430,7 @@ where
         }
         // What the ring handed over waits in the outbox: past the session's
         // replay budget, the connection waits before it is sent.
-        let wait = self.replay_wait(replayed);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        pause(self.replay_wait(replayed)).await;
         self.catch_up(&room, advance).await
     }
 
@@ -444,10 +441,7 @@ where
             match self.state.rooms.catch_up(room, self.conn, from, to).await {
                 Ok((events, next)) => {
                     let bytes = events.iter().map(|e| e.frame.len()).sum();
-                    let wait = self.replay_wait(bytes);
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
+                    pause(self.replay_wait(bytes)).await;
                     // The slow-consumer rule holds for a replay too: a
                     // client that resumes and does not read is closed.
                     let write = async {
@@ -484,7 +478,9 @@ where
 
     /// How long to wait before `bytes` of replay fit the session's budget
     /// (`--replay-rate`): however often a session resumes, its replays
-    /// stream no faster than that once the burst is spent.
+    /// stream no faster than that once the burst is spent. (Not an `async
+    /// fn` of `&self`: the session is not `Sync`, so it cannot be borrowed
+    /// across the wait.)
     fn replay_wait(&self, bytes: usize) -> std::time::Duration {
         let Some(seat) = &self.seat else {
             return std::time::Duration::ZERO;
@@ -572,4 +568,11 @@ pub fn validate_room(game: &str, max_players: u32, max_room_size: u32) -> Result
         ));
     }
     Ok(())
+}
+
+/// Sleeps for `wait`, without a timer when it is zero (the usual case).
+async fn pause(wait: std::time::Duration) {
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
 }

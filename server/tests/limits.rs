@@ -64,6 +64,13 @@ async fn seats_are_held_for_the_seat_hold_in_memory() {
     a_seat_of_a_player_who_went_away_is_held_only_for_a_while(&replica).await;
 }
 
+/// One more room is refused as `unavailable`, naming the quota.
+async fn a_create_is_refused_for_the_quota(client: &mut Client) {
+    client.send_create(2).await;
+    let (message, _) = client.expect_error(ErrorCode::Unavailable).await;
+    assert!(message.contains("--max-rooms"), "{message}");
+}
+
 /// `--max-rooms 3`: three rooms, then `unavailable` over WebSocket and 503
 /// over REST, from any connection.
 async fn the_room_quota_holds(replica: &Replica) {
@@ -71,9 +78,7 @@ async fn the_room_quota_holds(replica: &Replica) {
     for _ in 0..3 {
         host.create(2).await;
     }
-    host.send_create(2).await;
-    let (message, _) = host.expect_error(ErrorCode::Unavailable).await;
-    assert!(message.contains("--max-rooms"), "{message}");
+    a_create_is_refused_for_the_quota(&mut host).await;
     let rest = reqwest::Client::new()
         .post(replica.http("/api/rooms"))
         .json(&serde_json::json!({"game": "quiz", "max_players": 2}))
@@ -94,8 +99,7 @@ async fn the_room_quota_is_server_wide_in_redis() {
     let mut host = Client::connect(&b.ws()).await;
     host.create(2).await;
     host.create(2).await;
-    host.send_create(2).await;
-    host.expect_error(ErrorCode::Unavailable).await;
+    a_create_is_refused_for_the_quota(&mut host).await;
     drop(host);
     let fresh = Redis::start(Persistence::None);
     let replica = Replica::redis(&fresh, "c", &["--max-rooms", "3"]).await;

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tierlab_record::hlog::{self, Interval};
-use tierlab_record::{Latency, ProcessUsage, RecordError, RunRecord, Slo, SloVerdict, Window};
+use tierlab_record::{
+    median, Latency, ProcessUsage, RecordError, RunRecord, Slo, SloVerdict, Window,
+};
 
 use crate::bottleneck::Bottleneck;
 
@@ -89,11 +91,6 @@ pub struct Step {
 /// Seconds of a step's hold left out of its verdict, after the ramp.
 pub const SETTLE_S: f64 = 2.0;
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
 /// The window of a step a verdict is taken on.
 #[derive(Debug, Clone)]
 pub struct Hold {
@@ -146,8 +143,9 @@ impl Step {
         error_limit_pct: f64,
     ) -> Step {
         let held: Vec<_> = run.timeseries.iter().filter(|s| hold.holds(s.t)).collect();
-        let pick =
-            |f: fn(&tierlab_record::Second) -> f64| median(held.iter().map(|s| f(s)).collect());
+        let pick = |f: fn(&tierlab_record::Second) -> f64| {
+            median(&mut held.iter().map(|s| f(s)).collect::<Vec<_>>()).unwrap_or(0.0)
+        };
         let mut cpu_pct: BTreeMap<String, f64> = run
             .processes
             .iter()
@@ -214,17 +212,13 @@ impl Step {
 /// A process's median CPU over the seconds of `hold` (its run median when
 /// the record has no per-second samples).
 fn held_cpu(p: &ProcessUsage, hold: &Hold) -> f64 {
-    let held: Vec<f64> = p
+    let mut held: Vec<f64> = p
         .by_second
         .iter()
         .filter(|s| hold.holds(s.t))
         .filter_map(|s| s.cpu_pct)
         .collect();
-    if held.is_empty() {
-        p.cpu_pct_median
-    } else {
-        median(held)
-    }
+    median(&mut held).unwrap_or(p.cpu_pct_median)
 }
 
 /// One configuration's sweep.

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use tierlab_record::RunRecord;
+use tierlab_record::{median, RunRecord};
 
 use crate::ab::{usable_seconds, AbMetric, DEFAULT_MAX_STEAL_PCT};
 
@@ -24,14 +24,14 @@ pub(super) fn server_cost_table(md: &mut String, runs: &[&RunRecord]) {
     );
     for run in sampled {
         let held = usable_seconds(run, DEFAULT_MAX_STEAL_PCT).len();
-        let median_of = |metric: AbMetric| median(metric.series(run, DEFAULT_MAX_STEAL_PCT));
+        let median_of = |metric: AbMetric| median(&mut metric.series(run, DEFAULT_MAX_STEAL_PCT));
         let redis = redis_per_act(run);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {held} | {} | {} | {} | {} | {} |",
             run.scenario.name,
             run.topology.label(),
-            if keyed(&run.scenario.text) {
+            if super::drills::Resends::of(&run.scenario.text).keyed {
                 "yes"
             } else {
                 "no"
@@ -52,20 +52,6 @@ fn figure(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "—".into(), |v| format!("{v:.decimals$}"))
 }
 
-/// Whether the run's players sent idempotency keys (the default).
-fn keyed(scenario: &str) -> bool {
-    scenario
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|t| {
-            t.get("behaviour")?
-                .as_table()?
-                .get("idempotency_keys")?
-                .as_bool()
-        })
-        .unwrap_or(true)
-}
-
 #[derive(Debug, Default, PartialEq)]
 struct RedisCost {
     cpu_pct: Option<f64>,
@@ -84,6 +70,8 @@ fn redis_per_act(run: &RunRecord) -> RedisCost {
     if primaries.is_empty() {
         return RedisCost::default();
     }
+    // The sampler keeps Redis's command rate per run, not per second.
+    let ops_per_s: Option<f64> = primaries.iter().map(|p| p.ops_per_s_median).sum();
     let (mut cpu, mut us, mut ops) = (Vec::new(), Vec::new(), Vec::new());
     for second in usable_seconds(run, DEFAULT_MAX_STEAL_PCT) {
         let at: Vec<_> = primaries
@@ -97,30 +85,19 @@ fn redis_per_act(run: &RunRecord) -> RedisCost {
             continue;
         };
         cpu.push(pct);
-        if second.acts > 0 {
-            us.push(pct / 100.0 * 1e6 / second.acts as f64);
+        if second.acts == 0 {
+            continue;
         }
-        let per_s: Option<f64> = primaries
-            .iter()
-            .map(|p| p.ops_per_s_median)
-            .sum::<Option<f64>>();
-        if let (Some(per_s), true) = (per_s, second.acts > 0) {
+        us.push(pct / 100.0 * 1e6 / second.acts as f64);
+        if let Some(per_s) = ops_per_s {
             ops.push(per_s / second.acts as f64);
         }
     }
     RedisCost {
-        cpu_pct: median(cpu),
-        us_per_act: median(us),
-        ops_per_act: median(ops),
+        cpu_pct: median(&mut cpu),
+        us_per_act: median(&mut us),
+        ops_per_act: median(&mut ops),
     }
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some(values[values.len() / 2])
 }
 
 #[cfg(test)]

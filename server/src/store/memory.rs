@@ -127,7 +127,8 @@ impl MemoryStore {
             .insert(session.player.clone(), now + self.session_ttl);
         room.expires = now + self.room_ttl;
         Ok(Seat {
-            members: room.live_seats(now),
+            // `live_seats` above dropped the lapsed ones.
+            members: room.seats.len() as u32,
             seq: room.seq,
             floor: session.floor,
             seat: SeatRef {

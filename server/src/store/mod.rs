@@ -161,8 +161,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn resume(&self, room: &str, session: &str, holder: &str) -> Result<Seat, StoreError>;
     /// Gives the seat up for good.
     async fn leave(&self, seat: &SeatRef) -> Result<(), StoreError>;
-    /// Keeps seats alive while their players are connected and, called once
-    /// more on disconnect, starts each one's session-TTL clock.
+    /// Keeps seats alive while their players are connected (each refresh
+    /// starts the session-TTL clock again; `release` ends a connection's).
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError>;
     /// The seat's connection went away without leaving: the seat is kept
     /// from new players for the seat hold, the session for its TTL.

@@ -7,9 +7,30 @@
 //! away is taken back only if the room has one free; a create counts
 //! against the room quota.
 
+/// The one seating rule of the join and resume scripts: lapsed seats go
+/// first, then `player` is seated until `until_ms` if they already hold a
+/// seat or one is free. False when the room is full.
+macro_rules! seat_lua {
+    () => {
+        r#"
+local function seat(members, max, now, until_ms, player)
+  redis.call('ZREMRANGEBYSCORE', members, '-inf', now)
+  if not redis.call('ZSCORE', members, player)
+    and redis.call('ZCARD', members) >= max then
+    return false
+  end
+  redis.call('ZADD', members, until_ms, player)
+  return true
+end
+"#
+    };
+}
+
 /// Seats a player if the room exists and has a free seat. With a key, a
 /// retry gets the seat the first attempt took (while its session lives).
-pub const JOIN: &str = r#"
+pub const JOIN: &str = concat!(
+    seat_lua!(),
+    r#"
 -- KEYS: meta members seq session joins
 -- ARGV: player name now_ms ttl_ms room_ttl_ms key holder keep session_token
 local meta = redis.call('GET', KEYS[1])
@@ -21,20 +42,17 @@ if ARGV[6] ~= '' then
     local player, token = string.match(prev, '^(%S+) (%S+)$')
     local skey = string.sub(KEYS[1], 1, -6) .. ':session:' .. token
     if redis.call('EXISTS', skey) == 1 then
-      if not redis.call('ZSCORE', KEYS[2], player) then
-        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-        if redis.call('ZCARD', KEYS[2]) >= cjson.decode(meta).max_players then return {-2, 0, 0, '', ''} end
-        redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), player)
+      if not seat(KEYS[2], cjson.decode(meta).max_players, ARGV[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), player) then
+        return {-2, 0, 0, '', ''}
       end
       redis.call('HSET', skey, 'holder', ARGV[7])
       return {2, seq, redis.call('ZCARD', KEYS[2]), player, token}
     end
   end
 end
-local max = cjson.decode(meta).max_players
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-if redis.call('ZCARD', KEYS[2]) >= max then return {-2, 0, 0, '', ''} end
-redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
+if not seat(KEYS[2], cjson.decode(meta).max_players, ARGV[3], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1]) then
+  return {-2, 0, 0, '', ''}
+end
 redis.call('HSET', KEYS[4], 'player', ARGV[1], 'name', ARGV[2], 'holder', ARGV[7], 'floor', seq)
 redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -46,31 +64,32 @@ if ARGV[6] ~= '' then
   redis.call('PEXPIRE', KEYS[5], ARGV[5])
 end
 return {1, seq, redis.call('ZCARD', KEYS[2]), ARGV[1], ARGV[9]}
-"#;
+"#
+);
 
 /// Renews the seat of a session that is still alive and makes this
 /// connection its holder (an older one is refused on its next act). A seat
 /// that lapsed (held past `--seat-hold`) comes back only if one is free.
-pub const RESUME: &str = r#"
+pub const RESUME: &str = concat!(
+    seat_lua!(),
+    r#"
 -- KEYS: meta members seq session   ARGV: now_ms ttl_ms room_ttl_ms holder
 local meta = redis.call('GET', KEYS[1])
 if not meta then return {-1, 0, 0, '', 0} end
 local player = redis.call('HGET', KEYS[4], 'player')
 if not player then return {-3, 0, 0, '', 0} end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-if not redis.call('ZSCORE', KEYS[2], player)
-  and redis.call('ZCARD', KEYS[2]) >= cjson.decode(meta).max_players then
+if not seat(KEYS[2], cjson.decode(meta).max_players, ARGV[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), player) then
   return {-2, 0, 0, '', 0}
 end
 redis.call('HSET', KEYS[4], 'holder', ARGV[4])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[2]), player)
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
 local floor = tonumber(redis.call('HGET', KEYS[4], 'floor') or '0')
 return {1, seq, redis.call('ZCARD', KEYS[2]), player, floor}
-"#;
+"#
+);
 
 /// Checks the session's holder, answers a keyed retry with its first seq,
 /// else INCR the seq, XADD under `<seq>-1`, (S)PUBLISH, record the key,

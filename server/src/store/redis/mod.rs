@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 mod create;
+mod seats;
 
 use super::bus::Bus;
 use super::cluster::{self, ShardBus};
@@ -29,7 +30,6 @@ use super::{
     Act, BusSender, Joining, LoggedEvent, RoomSpec, Seat, SeatRef, Store, StoreError, StoreHealth,
 };
 use crate::config::Config;
-use crate::ids;
 use crate::metrics::Metrics;
 
 fn now_ms() -> u64 {
@@ -175,42 +175,6 @@ impl RedisStore {
     }
 
     /// Runs one Redis operation under the store's timeout, recording its latency.
-    /// Keeps `seats` for `seat_ms` from now, and their sessions for the
-    /// session TTL.
-    async fn hold(&self, seats: &[SeatRef], seat_ms: u64) -> Result<(), StoreError> {
-        if seats.is_empty() {
-            return Ok(());
-        }
-        let expires = now_ms() + seat_ms;
-        // One pipeline per room: on a cluster, a pipeline must stay in one slot.
-        let mut rooms: std::collections::HashMap<&str, redis::Pipeline> = Default::default();
-        for seat in seats {
-            let keys = RoomKeys::new(&seat.room);
-            let pipe = rooms.entry(seat.room.as_str()).or_insert_with(redis::pipe);
-            // XX: a seat given up (leave) or already expired is not brought back.
-            pipe.cmd("ZADD")
-                .arg(keys.members())
-                .arg("XX")
-                .arg(expires)
-                .arg(&seat.player)
-                .ignore()
-                .pexpire(
-                    keys.session(&seat.session),
-                    self.settings.session_ttl_ms as i64,
-                )
-                .ignore();
-        }
-        let sent = rooms.values().map(|pipe| {
-            self.timed("refresh", async move {
-                pipe.query_async::<()>(&mut self.conn()).await
-            })
-        });
-        futures_util::future::join_all(sent)
-            .await
-            .into_iter()
-            .collect()
-    }
-
     async fn timed<T>(
         &self,
         op: &'static str,
@@ -362,89 +326,15 @@ impl Store for RedisStore {
     }
 
     async fn join(&self, room: &str, entry: &Joining<'_>) -> Result<Seat, StoreError> {
-        let keys = RoomKeys::new(room);
-        let session = ids::session_token();
-        let mut call = self.join.prepare_invoke();
-        call.key(keys.meta())
-            .key(keys.members())
-            .key(keys.seq())
-            .key(keys.session(&session))
-            .key(keys.joins())
-            .arg(ids::player_id())
-            .arg(entry.name)
-            .arg(now_ms())
-            .arg(self.settings.session_ttl_ms)
-            .arg(self.settings.room_ttl_ms)
-            .arg(entry.key.unwrap_or(""))
-            .arg(entry.holder)
-            .arg(super::JOIN_KEY_WINDOW)
-            .arg(&session);
-        let (status, seq, members, player, session): (i64, u64, u32, String, String) = self
-            .timed_write("join", async { call.invoke_async(&mut self.conn()).await })
-            .await?;
-        let seat = |player, session| Seat {
-            seat: SeatRef {
-                room: room.to_owned(),
-                player,
-                session,
-                holder: entry.holder.to_owned(),
-            },
-            seq,
-            members,
-            floor: seq,
-        };
-        match status {
-            1 | 2 => Ok(seat(player, session)),
-            -2 => Err(StoreError::RoomFull),
-            _ => Err(StoreError::UnknownRoom),
-        }
+        self.take_seat(room, entry).await
     }
 
     async fn resume(&self, room: &str, session: &str, holder: &str) -> Result<Seat, StoreError> {
-        let keys = RoomKeys::new(room);
-        let mut call = self.resume.prepare_invoke();
-        call.key(keys.meta())
-            .key(keys.members())
-            .key(keys.seq())
-            .key(keys.session(session))
-            .arg(now_ms())
-            .arg(self.settings.session_ttl_ms)
-            .arg(self.settings.room_ttl_ms)
-            .arg(holder);
-        let (status, seq, members, player, floor): (i64, u64, u32, String, u64) = self
-            .timed_write("resume", async {
-                call.invoke_async(&mut self.conn()).await
-            })
-            .await?;
-        match status {
-            1 => Ok(Seat {
-                seat: SeatRef {
-                    room: room.to_owned(),
-                    player,
-                    session: session.to_owned(),
-                    holder: holder.to_owned(),
-                },
-                seq,
-                members,
-                floor,
-            }),
-            -1 => Err(StoreError::UnknownRoom),
-            -2 => Err(StoreError::RoomFull),
-            _ => Err(StoreError::SessionExpired),
-        }
+        self.take_back(room, session, holder).await
     }
 
     async fn leave(&self, seat: &SeatRef) -> Result<(), StoreError> {
-        let keys = RoomKeys::new(&seat.room);
-        let mut pipe = redis::pipe();
-        pipe.zrem(keys.members(), &seat.player)
-            .ignore()
-            .del(keys.session(&seat.session))
-            .ignore();
-        self.timed("leave", async {
-            pipe.query_async::<()>(&mut self.conn()).await
-        })
-        .await
+        self.give_up(seat).await
     }
 
     async fn refresh(&self, seats: &[SeatRef]) -> Result<(), StoreError> {
