@@ -41,6 +41,10 @@ bench-server *ARGS: build
     {{tierlab}} run scenarios/bench-server.toml "$@"
     {{tierlab}} run scenarios/bench-server.toml --set topology.state=memory --set topology.replicas=1 "$@"
 
+# Where a replica's CPU goes: bench-server's workload at PLAYERS (rooms of 10, 1 act/s, direct to 3 replicas + Redis), perf record -g on srv-1 for SECONDS of the hold → two blocks in docs/performance.md. Needs perf (apt-get install -y linux-perf).
+profile-server PLAYERS="8000" SECONDS="15": build
+    bash scripts/profile-server.sh {{PLAYERS}} {{SECONDS}}
+
 # What idempotency keys cost the server: bench-server with keyed acts (the default) and without, interleaved A B A B, then the figures block in docs/performance.md.
 bench-keys: build
     rm -rf runs/keys

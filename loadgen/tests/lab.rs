@@ -116,3 +116,20 @@ fn without_a_recipe_it_says_how_it_is_used() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("./lab RECIPE [ARGS…]"));
 }
+
+#[test]
+fn a_flag_is_not_a_recipe_and_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a plan: were `--help` taken for a recipe, this would try apt-get.
+    let help = on_bare_machine(dir.path(), Command::new(lab()).arg("--help"), false);
+    assert_eq!(help.status.code(), Some(0), "{}", text(&help.stderr));
+    assert!(text(&help.stdout).contains("./lab setup [RECIPE]"));
+    assert!(
+        !text(&help.stderr).contains("installing"),
+        "{}",
+        text(&help.stderr)
+    );
+    let unknown = on_bare_machine(dir.path(), Command::new(lab()).arg("--frobnicate"), false);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("unknown option --frobnicate"));
+}
