@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where a replica's CPU goes (docs/performance.md, "Where the server's time
+# Where a replica's CPU goes (docs/performance.md, "Where a replica's time
 # goes"): bench-server's workload at PLAYERS players (rooms of 10, 1 act/s,
 # members straight to 3 replicas + Redis), `perf record -g` on srv-1 for
 # SECONDS of the hold, then two blocks written from the records: the run's
@@ -40,18 +40,6 @@ target/release/tierlab figures --section server-profile-run --into docs/performa
   --command "just profile-server $players $seconds" "$out/run"
 python3 scripts/profile_block.py "$out" "just profile-server $players $seconds" "$players" "$seconds" \
   > "$out/block.md"
-python3 - "$out/block.md" docs/performance.md server-profile <<'EOF'
-import re, sys
-block, doc, section = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
-text = open(doc).read()
-start = f"<!-- figures:{section} "
-end = f"<!-- /figures:{section} -->"
-if start in text and end in text:
-    a = text.index(start)
-    b = text.index(end) + len(end) + 1
-    text = text[:a] + block + text[b:]
-else:
-    text = text.rstrip("\n") + "\n\n" + block
-open(doc, "w").write(text)
-EOF
+target/release/tierlab figures --section server-profile --into docs/performance.md \
+  --command "just profile-server $players $seconds" --block "$out/block.md"
 cat "$out/block.md"

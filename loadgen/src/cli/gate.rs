@@ -243,13 +243,25 @@ pub struct FiguresArgs {
     #[arg(long)]
     command: String,
     /// Run directories, or directories holding calibrate.json or capacity.json.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "block")]
     records: Vec<PathBuf>,
+    /// A block a script made from other records (scripts/profile_block.py:
+    /// perf's), written into the file as it is, in place of its old block.
+    #[arg(long, conflicts_with = "records")]
+    block: Option<PathBuf>,
 }
 
 impl FiguresArgs {
     pub fn execute(self) -> ExitCode {
         use tierlab_reports::figures::{block, write_into, Context, Source};
+        if let Some(path) = &self.block {
+            let written = std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|text| {
+                    write_into(&self.into, &self.section, &text).map_err(|e| e.to_string())
+                });
+            return written.map_or_else(|e| fail(e, EXIT_START), |()| ExitCode::SUCCESS);
+        }
         let written = self
             .records
             .iter()
