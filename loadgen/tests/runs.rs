@@ -473,3 +473,40 @@ fn a_run_over_worker_processes_is_one_whole_record() {
         leftovers(&dir)
     );
 }
+
+#[test]
+fn a_prepared_block_replaces_its_old_block_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.md");
+    std::fs::write(
+        &doc,
+        "# Doc\n\n<!-- figures:p x -->\nold\n<!-- /figures:p -->\n\ntail\n",
+    )
+    .unwrap();
+    let block = dir.path().join("block.md");
+    std::fs::write(&block, "<!-- figures:p y -->\nnew\n<!-- /figures:p -->\n").unwrap();
+    let out = tierlab()
+        .args(["figures", "--section", "p", "--command", "c", "--into"])
+        .arg(&doc)
+        .arg("--block")
+        .arg(&block)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&doc).unwrap(),
+        "# Doc\n\n<!-- figures:p y -->\nnew\n<!-- /figures:p -->\n\ntail\n"
+    );
+    let missing = tierlab()
+        .args(["figures", "--section", "p", "--command", "c", "--into"])
+        .arg(&doc)
+        .args(["--block", "/no/such/block.md"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/block.md"));
+}
