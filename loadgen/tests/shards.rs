@@ -142,6 +142,9 @@ fn three_workers_merged_hold_what_one_does_and_merging_is_associative() {
         assert!(child.wait().unwrap().success());
     }
     let parts: Vec<Value> = workers.iter().map(|d| read_run(d)).collect();
+    for part in &parts {
+        assert_eq!(schema_errors(part), Vec::<String>::new());
+    }
     let whole = merge(
         &[&workers[0], &workers[1], &workers[2]],
         &tmp.path().join("m"),

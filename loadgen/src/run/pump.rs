@@ -52,9 +52,10 @@ pub async fn pump(
     let mut ledger = lanes.finish(drain).await;
     // What came after the last second closed: the drain's tail.
     let elapsed = arena.started.elapsed();
-    let window = ledger.close_second(elapsed.as_secs_f64().round() as u64);
+    let t = recorder.next_second(elapsed);
+    let window = ledger.close_second(t);
     tally.add(&window, ledger.online);
-    recorder.tick(&window, &tally, 0.0, elapsed);
+    recorder.tick(t, &window, &tally, 0.0, elapsed);
     (ended, tally, ledger)
 }
 
@@ -87,12 +88,17 @@ async fn run_load(
             _ = load.interrupt.cancelled() => return Ended::Interrupted,
             Some(event) = load.faults.recv() => recorder.on_fault(event, &scenario.faults),
             _ = spawn_tick.tick() => load.spawner.follow(&mut load.lanes, elapsed),
-            _ = second.tick() => {
-                let t = elapsed.as_secs_f64().round() as u64;
+            due = second.tick() => {
+                // Named by when the second was due, not when the pump got
+                // to it: a tick that comes late (a busy box) and the burst
+                // that catches up must not both round to the same second.
+                let due = due.into_std().saturating_duration_since(load.arena.started);
+                let t = recorder.next_second(due);
                 let (window, online) = load.lanes.close_second(t).await;
                 tally.add(&window, online);
+                let elapsed = load.arena.started.elapsed();
                 let target = load.spawner.shape.value_at(elapsed);
-                recorder.tick(&window, tally, target, elapsed);
+                recorder.tick(t, &window, tally, target, elapsed);
             }
         }
     }

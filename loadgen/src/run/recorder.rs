@@ -123,15 +123,25 @@ impl Recorder {
         self.record.faults.get_mut(row)
     }
 
-    /// Records a closed second (`window`, the run's `tally` with it): time
-    /// series, hlog, partial run.json, progress line.
-    pub fn tick(&mut self, window: &Window, tally: &Tally, target: f64, elapsed: Duration) {
+    /// The label of the second that closes at `at`: the nearest whole
+    /// second, but always after the last row's, so no two rows share one
+    /// (a merge adds rows with the same label).
+    pub fn next_second(&self, at: Duration) -> u64 {
+        let t = at.as_secs_f64().round() as u64;
+        self.record
+            .timeseries
+            .last()
+            .map_or(t, |last| t.max(last.t + 1))
+    }
+
+    /// Records second `t`, closed at `elapsed` (`window`, the run's `tally`
+    /// with it): time series, hlog, partial run.json, progress line.
+    pub fn tick(&mut self, t: u64, window: &Window, tally: &Tally, target: f64, elapsed: Duration) {
         let machine = MachineSecond {
             generator_cpu_pct: self.cpu.percent_since_last(),
             generator_rss_mib: self.cpu.rss_mib(),
             steal_pct: self.cpu.steal_since_last(),
         };
-        let t = elapsed.as_secs_f64().round() as u64;
         let row = Second::of(t, tally.online, target, window, machine);
         let length = elapsed.saturating_sub(self.last_tick);
         if let Err(e) = self.hlog.append(window, self.last_tick, length) {

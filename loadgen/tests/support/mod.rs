@@ -57,10 +57,22 @@ pub fn schema_errors(record: &Value) -> Vec<String> {
     )
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    validator
+    let mut errors: Vec<String> = validator
         .iter_errors(record)
         .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect()
+        .collect();
+    // What the schema cannot say: a second is one row (a merge adds rows
+    // that share a second, so a repeated one would count twice).
+    let seconds: Vec<u64> = record["timeseries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["t"].as_u64())
+        .collect();
+    if let Some(w) = seconds.windows(2).find(|w| w[1] <= w[0]) {
+        errors.push(format!("timeseries: second {} follows {}", w[1], w[0]));
+    }
+    errors
 }
 
 /// Processes the run started (its `processes.txt`) that are still alive.
