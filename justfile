@@ -132,6 +132,7 @@ docs-figures: build
     {{tierlab}} figures --section tier2-capacity --into docs/capacity.md --command "just bench-tier2" runs/docs/tier2-capacity/capacity.json
     {{tierlab}} capacity scenarios/capacity.toml --replicas 1,2,3 --state memory,redis --quiet --out runs/docs/tiers
     {{tierlab}} figures --section tiers --into docs/capacity.md --command "just capacity" runs/docs/tiers/capacity.json
+    just plan-100k runs/docs/tiers
     just gate-proof
 
 # The A/B gate's proof for docs/performance.md: TRIALS A/A gates (one build twice) and TRIALS A/B gates against a build burning SPEND of CPU per delivered event, then the figures.
@@ -156,6 +157,10 @@ capacity *ARGS: build
 compare *ARGS: build
     @python3 -c "import socketio, aiohttp, redis" 2>/dev/null || { echo "the python-socketio peer needs: python3 -m pip install -r scenarios/peers/requirements.txt"; exit 1; }
     {{tierlab}} compare scenarios/compare-socketio.toml "$@"
+
+# The 100,000-player plan of docs/capacity.md: a sweep's per-player costs (DIR/capacity.json from `just capacity --out DIR`) on the machines of reports/cost.aws.toml, written into docs/capacity.md.
+plan-100k DIR="runs/docs/tiers": build
+    {{tierlab}} plan --capacity {{DIR}}/capacity.json --players 100000 --cost reports/cost.aws.toml --into docs/capacity.md --section plan-100k --command "just capacity --out {{DIR}}; just plan-100k {{DIR}}"
 
 # One Redis against a 3-shard Redis Cluster under the same 3 replicas (two sweeps, two capacity reports).
 capacity-cluster *ARGS: build

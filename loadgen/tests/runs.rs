@@ -360,6 +360,22 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
         "{config}"
     );
     assert_eq!(sweep["verdicts"][0]["limit"], "max_players");
+    // Both steps held: what a player costs is fitted over them, from the
+    // sampler's CPU and memory of each process.
+    assert!(
+        steps[1]["rss_mib"]["srv-1"].as_f64().unwrap() > 1.0,
+        "{config}"
+    );
+    let model = &sweep["models"][0];
+    assert_eq!(model["label"], "1x-memory");
+    let replicas = model["costs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "replicas")
+        .unwrap_or_else(|| panic!("no replica cost: {model}"));
+    assert_eq!(replicas["cpu_cores"]["points"], 2, "{model}");
+    assert!(replicas["memory_kib"].is_object(), "{model}");
     // Each step is a run directory of its own.
     assert!(dir.join("1x-memory/step-000025/run.json").exists());
     let page = std::fs::read_to_string(dir.join("capacity.html")).unwrap();
@@ -376,6 +392,14 @@ fn a_capacity_sweep_steps_the_load_and_writes_its_report() {
         .unwrap();
     assert_eq!(plan.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&plan.stderr).contains("no redis configuration"));
+    // A block in the docs names the command that made it.
+    let unnamed = tierlab()
+        .args(["plan", "--players", "1000", "--into", "x.md", "--capacity"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(unnamed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unnamed.stderr).contains("--command"));
 }
 
 /// A capacity search bisects below a step that broke: with an SLO no step

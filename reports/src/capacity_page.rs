@@ -75,6 +75,7 @@ pub fn render(sweep: &Sweep, plan: Option<&Plan>) -> Result<String, ReportError>
     }
     page.push_str("<h2>Steps</h2>");
     steps(&mut page, sweep);
+    model(&mut page, sweep);
     if let Some(plan) = plan {
         page.push_str(&plan.section());
     }
@@ -200,6 +201,37 @@ fn redis_curves(sweep: &Sweep) -> Curves<'static> {
     }
 }
 
+/// What a player costs per component, and the 1-replica model's
+/// predictions against the other sweeps.
+fn model(page: &mut String, sweep: &Sweep) {
+    if sweep.models.is_empty() {
+        return;
+    }
+    page.push_str("<h2>What a player costs</h2><p>Least-squares lines over the steps each configuration held: the slope, ± half its 95 % interval; a cost whose upper steps cost more than 1.25× the lower ones per player says it grows faster than linearly. These costs, not players ÷ replicas on shared cores, are what <code>tierlab plan</code> projects onto machines.</p>");
+    table(
+        page,
+        &crate::capacity::COST_COLUMNS,
+        sweep.models.iter().flat_map(|m| m.rows()).map(cells),
+    );
+    if sweep.predictions.is_empty() {
+        return;
+    }
+    page.push_str("<h2>The model against the sweep</h2><p>One replica's costs predict what each configuration of the same state holds on the same cores: the cores the 1-replica sweep had busy when it last held are the budget, and players are added until every process's CPU together fills it.</p>");
+    table(
+        page,
+        &crate::capacity::PREDICTION_COLUMNS,
+        sweep.predictions.iter().map(|p| cells(p.row())),
+    );
+}
+
+/// A row whose first two cells name it and whose others are figures.
+fn cells<const N: usize>(row: [String; N]) -> Vec<Cell> {
+    row.into_iter()
+        .enumerate()
+        .map(|(i, c)| if i < 2 { Cell::Text(c) } else { Cell::Num(c) })
+        .collect()
+}
+
 /// Every step of every configuration.
 fn steps(page: &mut String, sweep: &Sweep) {
     let rows = sweep.configs.iter().flat_map(|c| {
@@ -265,6 +297,18 @@ mod tests {
         assert!(render(&sweep, None)
             .unwrap()
             .contains("≥ 1000 (not reached)"));
+    }
+
+    #[test]
+    fn the_page_shows_what_a_player_costs_and_the_predictions() {
+        // sample_config: replicas at a flat 50 % — no per-player cost —
+        // but 3 Redis ops/s per player at every step.
+        let sweep = crate::capacity::sample_scaling_sweep();
+        let page = render(&sweep, None).unwrap();
+        assert!(page.contains("What a player costs"), "{page}");
+        assert!(page.contains("3.00 ± 0 %"), "{page}");
+        // No CPU grows with players: nothing to predict players from.
+        assert!(sweep.predictions.is_empty() && !page.contains("The model against the sweep"));
     }
 
     #[test]

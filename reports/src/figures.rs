@@ -17,6 +17,7 @@ use crate::{read_json, ReportError};
 
 mod cost;
 mod drills;
+mod model;
 mod trials;
 
 /// One record a figure is made from.
@@ -67,19 +68,7 @@ impl Source {
 /// or a sweep takes `machine`/`date` from its own runs' records, passed in
 /// as `context`).
 pub fn block(section: &str, command: &str, sources: &[Source], context: &Context) -> String {
-    let mut md = format!(
-        "<!-- figures:{section} (written by `tierlab figures` from the records of the command named below, which measures and writes it again) -->\n"
-    );
-    let _ = writeln!(
-        md,
-        "Measured {} on `{}` ({} cores, {:.0} GiB, {}, kernel {}) by `{command}`.\n",
-        context.date,
-        context.machine.hostname,
-        context.machine.cores,
-        context.machine.memory_mib as f64 / 1024.0,
-        context.machine.os,
-        context.machine.kernel,
-    );
+    let mut md = String::new();
     let runs: Vec<&RunRecord> = sources
         .iter()
         .filter_map(|s| match s {
@@ -112,6 +101,26 @@ pub fn block(section: &str, command: &str, sources: &[Source], context: &Context
         trials::trials_table(&mut md, &gates);
         trials::trials_tally(&mut md, &gates);
     }
+    wrap(section, command, context, &md)
+}
+
+/// `body` as the block for `section`: between its markers, after the line
+/// naming when, where and by what command it was measured.
+pub fn wrap(section: &str, command: &str, context: &Context, body: &str) -> String {
+    let mut md = format!(
+        "<!-- figures:{section} (written by `tierlab figures` from the records of the command named below, which measures and writes it again) -->\n"
+    );
+    let _ = writeln!(
+        md,
+        "Measured {} on `{}` ({} cores, {:.0} GiB, {}, kernel {}) by `{command}`.\n",
+        context.date,
+        context.machine.hostname,
+        context.machine.cores,
+        context.machine.memory_mib as f64 / 1024.0,
+        context.machine.os,
+        context.machine.kernel,
+    );
+    md.push_str(body);
     let _ = writeln!(md, "<!-- /figures:{section} -->");
     md
 }
@@ -237,6 +246,7 @@ fn sweep_table(md: &mut String, sweep: &Sweep) {
         let _ = writeln!(md, "> {}\n", v.sentence);
     }
     steps_table(md, sweep);
+    model::model_tables(md, sweep);
 }
 
 /// Every step of every configuration, in the order of players: what it

@@ -1,8 +1,13 @@
 //! `tierlab plan`: from a capacity sweep, what a target player count needs
-//! — replicas at a headroom, Redis ops/s and shards, the p95 to expect per
-//! replica, and a monthly cost from a price file the user writes. Every
-//! number comes with the assumption that drives it, and numbers beyond twice
-//! the measured range say they are extrapolations.
+//! — replicas at a headroom, Redis ops/s and shards, load balancers, and a
+//! monthly cost from a price file the user writes. When the price file
+//! names the server's cores, the plan rests on what each player costs
+//! (`machines`); otherwise on the players per replica the shared-core
+//! sweep measured. Every number comes with the assumption that drives it,
+//! and numbers beyond twice the measured range say they are
+//! extrapolations.
+
+mod machines;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,13 +28,39 @@ pub struct CostModel {
     pub redis: RedisPrice,
     #[serde(default)]
     pub lb: Option<Priced>,
+    /// What a team's own scaling documents say, checked against the model.
+    #[serde(default)]
+    pub claims: Vec<Claim>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A machine type and its price.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Priced {
     pub name: String,
     pub monthly: f64,
+    /// Cores of one machine: with them, the plan rests on per-player costs.
+    #[serde(default)]
+    pub cores: Option<f64>,
+    #[serde(default)]
+    pub memory_gib: Option<f64>,
+    /// Connections one process may hold (file descriptors, a proxy's cap).
+    #[serde(default)]
+    pub connections: Option<f64>,
+}
+
+/// "`servers` servers hold `players`", as a team wrote it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub text: String,
+    pub servers: f64,
+    pub players: f64,
+    /// The claim's own machine, where it differs from `[server]`.
+    #[serde(default)]
+    pub cores: Option<f64>,
+    #[serde(default)]
+    pub memory_gib: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,7 +102,10 @@ pub struct Plan {
     /// The target is beyond twice the largest load measured.
     pub extrapolated: bool,
     pub monthly: Option<f64>,
+    pub claims: Vec<ClaimCheck>,
 }
+
+pub use machines::{Binds, ClaimCheck};
 
 /// Redis configurations that reached a real limit, best per-replica first.
 struct Measured {
@@ -79,7 +113,6 @@ struct Measured {
     replicas: u32,
     lower_bound: bool,
     ops_per_player: Option<f64>,
-    largest_load: f64,
     p95_at: Vec<(f64, f64)>,
 }
 
@@ -125,11 +158,6 @@ fn measured(sweep: &Sweep) -> Result<Measured, ReportError> {
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
-    let largest_load = sweep
-        .configs
-        .iter()
-        .flat_map(|c| c.steps.iter().map(|s| s.players))
-        .fold(0.0, f64::max);
     let one_replica: Vec<(f64, f64)> = redis
         .iter()
         .find(|(c, _)| c.replicas == 1)
@@ -145,7 +173,6 @@ fn measured(sweep: &Sweep) -> Result<Measured, ReportError> {
         replicas: config.replicas,
         lower_bound,
         ops_per_player: ratios.get(ratios.len() / 2).copied(),
-        largest_load,
         p95_at: one_replica,
     })
 }
@@ -182,25 +209,89 @@ pub fn plan(
             "players must be ≥ 1 and headroom in 5–100 %".into(),
         ));
     }
+    let extrapolated = players > 2.0 * largest_load(sweep);
+    match cost.filter(|c| c.server.cores.is_some()) {
+        Some(cost) => machine_plan(sweep, players, headroom, cost, extrapolated),
+        None => shared_core_plan(sweep, players, headroom, cost, extrapolated),
+    }
+}
+
+/// The most players any step of the sweep had.
+fn largest_load(sweep: &Sweep) -> f64 {
+    sweep
+        .configs
+        .iter()
+        .flat_map(|c| c.steps.iter().map(|s| s.players))
+        .fold(0.0, f64::max)
+}
+
+/// The plan on machines with cores of their own, from per-player costs.
+fn machine_plan(
+    sweep: &Sweep,
+    players: f64,
+    headroom: f64,
+    cost: &CostModel,
+    extrapolated: bool,
+) -> Result<Plan, ReportError> {
+    let model = machines::basis(sweep)?;
+    let mut lines = Vec::new();
+    let replicas = machines::replica_lines(&mut lines, model, &cost.server, players, headroom)?;
+    if let Ok(m) = measured(sweep) {
+        lines.push(Line {
+            what: "players per replica (shared-core sweep)".into(),
+            value: format!("{}{:.0}", if m.lower_bound { "≥ " } else { "" }, m.per_replica),
+            assumption: format!(
+                "evidence, not the basis: max players under the SLO with {} replica(s) ÷ {}, every process sharing this machine's cores",
+                m.replicas, m.replicas
+            ),
+        });
+    }
+    let shards = machines::redis_lines(&mut lines, model, players, headroom, cost);
+    let lbs = cost.lb.as_ref().map_or(0.0, |lb| {
+        machines::lb_lines(&mut lines, model, players, headroom, lb)
+    });
+    let total = replicas * cost.server.monthly
+        + shards * cost.redis.monthly
+        + lbs * cost.lb.as_ref().map_or(0.0, |l| l.monthly);
+    cost_lines(&mut lines, cost, total, players, (replicas, shards, lbs));
+    Ok(Plan {
+        players,
+        lines,
+        extrapolated,
+        monthly: Some(total),
+        claims: machines::claims(model, cost),
+    })
+}
+
+/// The plan from the players per replica the shared-core sweep measured.
+fn shared_core_plan(
+    sweep: &Sweep,
+    players: f64,
+    headroom: f64,
+    cost: Option<&CostModel>,
+    extrapolated: bool,
+) -> Result<Plan, ReportError> {
     let m = measured(sweep)?;
     let mut lines = Vec::new();
     let replicas = replica_lines(&mut lines, &m, players, headroom);
     let shards = m.ops_per_player.map_or(1.0, |ops| {
         redis_lines(&mut lines, ops * players, ops, players, headroom, cost)
     });
+    let lbs = cost.map_or(0.0, |c| f64::from(u8::from(c.lb.is_some())));
     let monthly = cost.map(|c| {
         replicas * c.server.monthly
             + shards * c.redis.monthly
             + c.lb.as_ref().map_or(0.0, |l| l.monthly)
     });
     if let (Some(c), Some(total)) = (cost, monthly) {
-        cost_lines(&mut lines, c, total, players, (replicas, shards));
+        cost_lines(&mut lines, c, total, players, (replicas, shards, lbs));
     }
     Ok(Plan {
         players,
         lines,
-        extrapolated: players > 2.0 * m.largest_load,
+        extrapolated,
         monthly,
+        claims: Vec::new(),
     })
 }
 
@@ -276,9 +367,9 @@ fn cost_lines(
     c: &CostModel,
     total: f64,
     players: f64,
-    machines: (f64, f64),
+    machines: (f64, f64, f64),
 ) {
-    let (replicas, shards) = machines;
+    let (replicas, shards, lbs) = machines;
     lines.push(Line {
         what: "monthly cost".into(),
         value: format!("{total:.0} {}", c.currency),
@@ -289,7 +380,11 @@ fn cost_lines(
             c.redis.name,
             c.redis.monthly,
             c.lb.as_ref()
-                .map_or_else(String::new, |l| format!(" + {} ({:.0})", l.name, l.monthly))
+                .filter(|_| lbs > 0.0)
+                .map_or_else(String::new, |l| format!(
+                    " + {lbs:.0} × {} ({:.0})",
+                    l.name, l.monthly
+                ))
         ),
     });
     lines.push(Line {
@@ -317,7 +412,34 @@ impl Plan {
                 line.what, line.value, line.assumption
             );
         }
+        for c in &self.claims {
+            let _ = writeln!(out, "  claim: {}", c.sentence());
+        }
         out
+    }
+
+    /// The plan as Markdown, for a figures block in docs/.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "Plan for {} players{}:\n\n| figure | value | rests on |\n|---|---|---|\n",
+            crate::report::thousands(self.players),
+            if self.extrapolated {
+                " (an extrapolation: beyond twice the largest load measured)"
+            } else {
+                ""
+            }
+        );
+        for l in &self.lines {
+            let _ = writeln!(md, "| {} | {} | {} |", l.what, l.value, l.assumption);
+        }
+        if !self.claims.is_empty() {
+            md.push_str("\n| a team's claim | claimed players | the model's answer | claim ÷ model |\n|---|---|---|---|\n");
+            for c in &self.claims {
+                let [text, claimed, model, ratio] = c.cells();
+                let _ = writeln!(md, "| {text} | {claimed} | {model} | {ratio} |");
+            }
+        }
+        md
     }
 
     /// The plan as a section of a page.
@@ -337,6 +459,17 @@ impl Plan {
             );
         }
         html.push_str("</table>");
+        if !self.claims.is_empty() {
+            html.push_str("<h3>The claims a team brings, against the model</h3><table><tr><th>Claim</th><th>Claimed players</th><th>The model's answer</th><th>Claim ÷ model</th></tr>");
+            for c in &self.claims {
+                let [text, claimed, model, ratio] = c.cells().map(|x| escape(&x));
+                let _ = write!(
+                    html,
+                    "<tr><td>{text}</td><td class=\"n\">{claimed}</td><td class=\"n\">{model}</td><td class=\"n\">{ratio}</td></tr>"
+                );
+            }
+            html.push_str("</table>");
+        }
         html
     }
 }
@@ -382,6 +515,7 @@ mod tests {
             server: Priced {
                 name: "2 vCPU".into(),
                 monthly: 25.0,
+                ..Priced::default()
             },
             redis: RedisPrice {
                 name: "Redis".into(),
@@ -391,8 +525,122 @@ mod tests {
             lb: Some(Priced {
                 name: "LB".into(),
                 monthly: 20.0,
+                ..Priced::default()
             }),
+            claims: Vec::new(),
         }
+    }
+
+    /// Three replicas costing 15 µs of CPU per player-second and 60 KiB
+    /// per connection together (10 MiB idle each), Redis 4 µs and 3 ops/s
+    /// per player, HAProxy 8 µs, the generator 10 µs; held at 1,000–3,000
+    /// players, broken at 4,000.
+    fn costed_sweep() -> Sweep {
+        let costed = |players: f64, held: bool| {
+            let mut s = step(players, if held { 5.0 } else { 80.0 }, held);
+            let us = [
+                ("srv-1", 5.0),
+                ("srv-2", 5.0),
+                ("srv-3", 5.0),
+                ("redis", 4.0),
+                ("haproxy", 8.0),
+                ("generator", 10.0),
+            ];
+            s.cpu_pct = us
+                .iter()
+                .map(|(n, us)| ((*n).to_owned(), us * players / 1e4))
+                .collect();
+            s.rss_mib = (1..=3)
+                .map(|i| (format!("srv-{i}"), 10.0 + players * 20.0 / 1024.0))
+                .collect();
+            s
+        };
+        let three = Config {
+            label: "3x-redis".into(),
+            replicas: 3,
+            state: "redis".into(),
+            steps: vec![
+                costed(1000.0, true),
+                costed(2000.0, true),
+                costed(3000.0, true),
+                costed(4000.0, false),
+            ],
+            limit: Limit::Slo,
+        };
+        Sweep::new("t".into(), vec![three], Some(50.0))
+    }
+
+    fn machines(mut cost: CostModel) -> CostModel {
+        cost.server.cores = Some(2.0);
+        cost.server.memory_gib = Some(4.0);
+        if let Some(lb) = cost.lb.as_mut() {
+            lb.cores = Some(2.0);
+        }
+        cost.claims = vec![Claim {
+            text: "3 servers → 22,500".into(),
+            servers: 3.0,
+            players: 22_500.0,
+            cores: None,
+            memory_gib: None,
+        }];
+        cost
+    }
+
+    #[test]
+    fn hand_checked_plan_from_the_resource_model() {
+        // Per replica at 70 %: CPU 1.4 cores ÷ 15 µs = 93,333; memory
+        // (4 GiB × 0.7 − 10,240 KiB) ÷ 60 KiB = 48,762 → memory binds,
+        // 100,000 players → 3 replicas. Redis: 300,000 ops/s ÷ 35,000 →
+        // 9 shards; CPU 0.4 cores ÷ 0.7 → 1: ops bind. HAProxy 0.8 cores
+        // ÷ 1.4 → 1. Monthly 3 × 25 + 9 × 100 + 20 = 995. The claim at
+        // 85 %: memory (3,565,158.4 − 10,240) ÷ 60 = 59,248 per server,
+        // × 3 = 177,744; 22,500 ÷ 177,744 = 0.13×.
+        let plan = plan(&costed_sweep(), 100_000.0, 0.7, Some(&machines(cost()))).unwrap();
+        let line = |what: &str| plan.lines.iter().find(|l| l.what == what).unwrap().clone();
+        let per = line("players per replica (model)");
+        assert_eq!(per.value, "48762");
+        assert!(per.assumption.starts_with("binds: memory"), "{per:?}");
+        assert!(per.assumption.contains("CPU 93333 players"), "{per:?}");
+        assert_eq!(line("replicas").value, "3");
+        assert_eq!(
+            line("players per replica (shared-core sweep)").value,
+            "1000"
+        );
+        let redis = line("Redis");
+        assert_eq!(redis.value, "cluster of 9 shards");
+        assert!(
+            redis.assumption.starts_with("binds: Redis ops/s"),
+            "{redis:?}"
+        );
+        assert_eq!(line("load balancers").value, "1");
+        assert_eq!(plan.monthly, Some(995.0));
+        assert!(plan.extrapolated);
+        let claim = &plan.claims[0];
+        assert_eq!(claim.model, 177_744.0);
+        assert_eq!(claim.cells()[3], "0.13×");
+        assert!(plan
+            .markdown()
+            .contains("| 3 servers → 22,500 | 22,500 | 177,744 | 0.13× |"));
+        assert!(plan.section().contains("against the model"));
+    }
+
+    #[test]
+    fn cpu_binds_when_memory_is_plenty_and_redis_cpu_can_bind_shards() {
+        // 64 GiB: memory allows ~780,000; CPU 93,333 binds. Redis at 1 M
+        // ops/s per shard: ops need 1 shard, CPU 4 µs × 400,000 = 1.6
+        // cores ÷ 0.7 → 3 shards.
+        let mut cost = machines(cost());
+        cost.server.memory_gib = Some(64.0);
+        cost.redis.ops_per_shard = 1e6;
+        let plan = plan(&costed_sweep(), 400_000.0, 0.7, Some(&cost)).unwrap();
+        let line = |what: &str| plan.lines.iter().find(|l| l.what == what).unwrap().clone();
+        assert_eq!(line("players per replica (model)").value, "93333");
+        assert!(line("players per replica (model)")
+            .assumption
+            .starts_with("binds: CPU"));
+        assert_eq!(line("replicas").value, "5");
+        assert_eq!(line("Redis").value, "cluster of 3 shards");
+        assert!(line("Redis").assumption.starts_with("binds: CPU"));
     }
 
     #[test]
@@ -445,13 +693,15 @@ mod tests {
     #[test]
     fn shipped_price_lists_load_and_price_a_hand_checked_plan() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        // 10,000 players → 16 replicas and one Redis shard (as above).
+        // 100,000 players on 2-core, 4 GiB servers → 3 replicas (memory,
+        // as above); Redis 300,000 ops/s ÷ (80,000 × 0.7) → 6 shards; the
+        // ALB is managed (one), Render's balancing is included (none).
         for (file, monthly) in [
-            ("cost.render.toml", 16.0 * 85.0 + 32.0),
-            ("cost.aws.toml", 16.0 * 49.64 + 108.77 + 16.43),
+            ("cost.render.toml", 3.0 * 85.0 + 6.0 * 32.0),
+            ("cost.aws.toml", 3.0 * 49.64 + 6.0 * 108.77 + 16.43),
         ] {
             let prices = CostModel::load(&dir.join(file)).unwrap();
-            let plan = plan(&sweep(), 10_000.0, 0.7, Some(&prices)).unwrap();
+            let plan = plan(&costed_sweep(), 100_000.0, 0.7, Some(&prices)).unwrap();
             let got = plan.monthly.unwrap();
             assert!((got - monthly).abs() < 0.01, "{file}: {got} ≠ {monthly}");
         }

@@ -193,6 +193,17 @@ pub struct PlanArgs {
     /// Share of measured capacity a deployment may use.
     #[arg(long, default_value = "70%", value_parser = percent)]
     headroom: f64,
+    /// Also write the plan as a figures block into this Markdown file
+    /// (docs/capacity.md), in place of the section's old block.
+    #[arg(long, requires = "command")]
+    into: Option<PathBuf>,
+    /// The block's section name.
+    #[arg(long, default_value = "plan")]
+    section: String,
+    /// The command that measured the sweep and made the plan, as the block
+    /// names it.
+    #[arg(long)]
+    command: Option<String>,
 }
 
 impl PlanArgs {
@@ -212,6 +223,15 @@ impl PlanArgs {
             Err(e) => return fail(e, EXIT_START),
         };
         print!("{}", plan.table());
+        if let (Some(file), Some(command)) = (&self.into, &self.command) {
+            use tierlab_reports::figures::{wrap, write_into, Context};
+            let context = Context::of(std::slice::from_ref(&self.capacity));
+            let block = wrap(&self.section, command, &context, &plan.markdown());
+            if let Err(e) = write_into(file, &self.section, &block) {
+                return fail(e, EXIT_START);
+            }
+            println!("{}", file.display());
+        }
         // The capacity report gains the plan as its last section.
         let html = self.capacity.with_file_name("capacity.html");
         match tierlab_reports::capacity_page::render(&sweep, Some(&plan))

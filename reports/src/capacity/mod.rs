@@ -4,6 +4,7 @@
 //! configurations, scaling efficiency and what shared state costs.
 //! `capacity.json` is this model serialized; `capacity_page` draws it.
 
+mod model;
 mod step;
 mod verdict;
 
@@ -12,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::knee;
 use crate::usl::{self, Usl};
 
+pub use model::{
+    predictions, Cost, Fit, Prediction, ResourceModel, COST_COLUMNS, PREDICTION_COLUMNS,
+    SUPERLINEAR,
+};
 #[cfg(test)]
 pub(crate) use step::sample_step;
 pub use step::{Config, Hold, Limit, Step, SETTLE_S};
@@ -38,6 +43,13 @@ pub struct Sweep {
     pub fanout_slo_ms: Option<f64>,
     pub configs: Vec<Config>,
     pub verdicts: Vec<Verdict>,
+    /// What a player costs per component, per configuration that held two
+    /// steps or more.
+    #[serde(default)]
+    pub models: Vec<ResourceModel>,
+    /// The 1-replica models against the other configurations' sweeps.
+    #[serde(default)]
+    pub predictions: Vec<Prediction>,
 }
 
 impl Sweep {
@@ -76,11 +88,14 @@ impl Sweep {
                 }
             })
             .collect();
+        let models: Vec<ResourceModel> = configs.iter().filter_map(ResourceModel::of).collect();
         Sweep {
             scenario,
             fanout_slo_ms,
+            predictions: predictions(&configs, &models),
             configs,
             verdicts,
+            models,
         }
     }
 }

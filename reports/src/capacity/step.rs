@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tierlab_record::hlog::{self, Interval};
 use tierlab_record::{
-    median, Latency, ProcessUsage, RecordError, RunRecord, Slo, SloVerdict, Window,
+    median, Latency, ProcessSecond, ProcessUsage, RecordError, RunRecord, Slo, SloVerdict, Window,
 };
 
 use crate::bottleneck::Bottleneck;
@@ -83,6 +83,9 @@ pub struct Step {
     /// (the generator as `generator`).
     #[serde(default)]
     pub cpu_pct: BTreeMap<String, f64>,
+    /// Median resident memory of each process over the judged window, MiB.
+    #[serde(default)]
+    pub rss_mib: BTreeMap<String, f64>,
     /// Cores of the machine the step ran on.
     #[serde(default)]
     pub cores: usize,
@@ -149,7 +152,22 @@ impl Step {
         let mut cpu_pct: BTreeMap<String, f64> = run
             .processes
             .iter()
-            .map(|p| (p.name.clone(), held_cpu(p, hold)))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    held_median(p, hold, |s| s.cpu_pct, p.cpu_pct_median),
+                )
+            })
+            .collect();
+        let rss_mib = run
+            .processes
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    held_median(p, hold, |s| Some(s.rss_mib), p.rss_mib_max),
+                )
+            })
             .collect();
         cpu_pct.insert("generator".into(), pick(|s| s.generator_cpu_pct));
         let servers = run.processes.iter().filter(|p| p.is_replica());
@@ -182,6 +200,7 @@ impl Step {
             judged_to_s: hold.to_s,
             slo,
             cpu_pct,
+            rss_mib,
             cores: run.machine.cores,
             held: false,
         };
@@ -209,16 +228,22 @@ impl Step {
     }
 }
 
-/// A process's median CPU over the seconds of `hold` (its run median when
-/// the record has no per-second samples).
-fn held_cpu(p: &ProcessUsage, hold: &Hold) -> f64 {
+/// The median of one of a process's per-second figures over the seconds
+/// of `hold` (`otherwise`, the run's own figure, when the record has no
+/// per-second samples).
+fn held_median(
+    p: &ProcessUsage,
+    hold: &Hold,
+    of: fn(&ProcessSecond) -> Option<f64>,
+    otherwise: f64,
+) -> f64 {
     let mut held: Vec<f64> = p
         .by_second
         .iter()
         .filter(|s| hold.holds(s.t))
-        .filter_map(|s| s.cpu_pct)
+        .filter_map(of)
         .collect();
-    median(&mut held).unwrap_or(p.cpu_pct_median)
+    median(&mut held).unwrap_or(otherwise)
 }
 
 /// One configuration's sweep.
@@ -299,6 +324,7 @@ pub(crate) fn sample_step(players: f64, p95: f64, pass: bool) -> Step {
             .into_iter()
             .map(|(n, p)| (n.to_owned(), p))
             .collect(),
+        rss_mib: BTreeMap::new(),
         cores: 2,
     }
 }
