@@ -200,8 +200,21 @@ async fn guessing_room_codes_is_throttled_and_closed() {
     let refilled = (sweep.elapsed().as_secs_f64() * 5.0).ceil() as usize;
     let misses = statuses.iter().filter(|s| **s == 404).count();
     assert!((20..=20 + refilled).contains(&misses), "{statuses:?}");
-    assert_eq!(statuses.last(), Some(&429));
-    assert_eq!(lookup(&room).await.unwrap().status(), 429);
+    assert!(statuses[20..].contains(&429), "{statuses:?}");
+    // Right after a refused miss the bucket is empty, so the room that
+    // exists is refused too; a refill (one token per 200 ms) can land
+    // between the two requests on a loaded machine, so a few pairs are
+    // tried, and one must show it.
+    let mut pairs = Vec::new();
+    for _ in 0..10 {
+        let miss = lookup("ZZZZZZ").await.unwrap().status().as_u16();
+        let hit = lookup(&room).await.unwrap().status().as_u16();
+        pairs.push((miss, hit));
+        if (miss, hit) == (429, 429) {
+            break;
+        }
+    }
+    assert_eq!(pairs.last(), Some(&(429, 429)), "{pairs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
