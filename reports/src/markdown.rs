@@ -5,6 +5,19 @@ use std::fmt::Write as _;
 
 use crate::report::Report;
 
+/// A Markdown table: `head`, then one line per row, then a blank line.
+pub(crate) fn table<const N: usize>(
+    md: &mut String,
+    head: &[&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) {
+    let _ = writeln!(md, "| {} |\n|{}", head.join(" | "), "---|".repeat(N));
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+    md.push('\n');
+}
+
 fn mark(pass: bool) -> &'static str {
     if pass {
         "pass"

@@ -8,15 +8,16 @@
 //! extrapolations.
 
 mod machines;
+mod render;
+mod shared_core;
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::capacity::{Limit, Sweep};
-use crate::html::escape;
+use crate::capacity::Sweep;
 use crate::ReportError;
+use shared_core::{measured, shared_core_plan};
 
 /// Prices a user writes (`cost.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -107,97 +108,10 @@ pub struct Plan {
 
 pub use machines::{Binds, ClaimCheck};
 
-/// Redis configurations that reached a real limit, best per-replica first.
-struct Measured {
-    per_replica: f64,
-    replicas: u32,
-    lower_bound: bool,
-    ops_per_player: Option<f64>,
-    p95_at: Vec<(f64, f64)>,
-}
-
-fn measured(sweep: &Sweep) -> Result<Measured, ReportError> {
-    let redis: Vec<_> = sweep
-        .configs
-        .iter()
-        .zip(&sweep.verdicts)
-        .filter(|(c, _)| c.state == "redis")
-        .collect();
-    let reached: Vec<_> = redis
-        .iter()
-        .filter(|(_, v)| {
-            matches!(v.limit, Limit::Slo | Limit::Errors) && v.max_players_under_slo.is_some()
-        })
-        .collect();
-    // The most replicas measured to a real limit carries the scaling loss
-    // a larger deployment will have; without one, a lower bound.
-    let (pick, lower_bound) = match reached.iter().max_by_key(|(c, _)| c.replicas) {
-        Some(best) => (*best, false),
-        None => (
-            redis
-                .iter()
-                .filter(|(_, v)| v.max_players_under_slo.is_some())
-                .max_by_key(|(c, _)| c.replicas)
-                .ok_or_else(|| {
-                    ReportError::Plan(
-                        "the sweep has no redis configuration with a step under the SLO".into(),
-                    )
-                })?,
-            true,
-        ),
-    };
-    let (config, verdict) = pick;
-    let max = verdict.max_players_under_slo.unwrap_or(0.0);
-    let mut ratios: Vec<f64> = redis
-        .iter()
-        .flat_map(|(c, _)| c.steps.iter())
-        .filter_map(|s| {
-            s.redis_ops_per_s
-                .filter(|_| s.players > 0.0)
-                .map(|o| o / s.players)
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    let one_replica: Vec<(f64, f64)> = redis
-        .iter()
-        .find(|(c, _)| c.replicas == 1)
-        .map(|(c, _)| {
-            c.steps
-                .iter()
-                .map(|s| (s.players, s.fanout_p95_ms))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Measured {
-        per_replica: max / f64::from(config.replicas),
-        replicas: config.replicas,
-        lower_bound,
-        ops_per_player: ratios.get(ratios.len() / 2).copied(),
-        p95_at: one_replica,
-    })
-}
-
-/// p95 at `players` on one replica, interpolated between measured steps.
-fn p95_at(curve: &[(f64, f64)], players: f64) -> Option<f64> {
-    let below = curve
-        .iter()
-        .filter(|p| p.0 <= players)
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
-    let above = curve
-        .iter()
-        .filter(|p| p.0 >= players)
-        .min_by(|a, b| a.0.total_cmp(&b.0));
-    Some(match above {
-        Some(a) if a.0 > below.0 => {
-            below.1 + (a.1 - below.1) * (players - below.0) / (a.0 - below.0)
-        }
-        _ => below.1,
-    })
-}
-
 /// The plan for `players` at `headroom` (0..1: the share of measured
-/// capacity a deployment may use). Long because it is the plan read top to
-/// bottom, one `Line` per figure with the assumption it rests on.
+/// capacity a deployment may use), one `Line` per figure with the
+/// assumption it rests on: on the price file's machines when it names the
+/// server's cores, else on the shared-core sweep.
 pub fn plan(
     sweep: &Sweep,
     players: f64,
@@ -250,10 +164,7 @@ fn machine_plan(
     let lbs = cost.lb.as_ref().map_or(0.0, |lb| {
         machines::lb_lines(&mut lines, model, players, headroom, lb)
     });
-    let total = replicas * cost.server.monthly
-        + shards * cost.redis.monthly
-        + lbs * cost.lb.as_ref().map_or(0.0, |l| l.monthly);
-    cost_lines(&mut lines, cost, total, players, (replicas, shards, lbs));
+    let total = cost_lines(&mut lines, cost, players, (replicas, shards, lbs));
     Ok(Plan {
         players,
         lines,
@@ -263,113 +174,18 @@ fn machine_plan(
     })
 }
 
-/// The plan from the players per replica the shared-core sweep measured.
-fn shared_core_plan(
-    sweep: &Sweep,
-    players: f64,
-    headroom: f64,
-    cost: Option<&CostModel>,
-    extrapolated: bool,
-) -> Result<Plan, ReportError> {
-    let m = measured(sweep)?;
-    let mut lines = Vec::new();
-    let replicas = replica_lines(&mut lines, &m, players, headroom);
-    let shards = m.ops_per_player.map_or(1.0, |ops| {
-        redis_lines(&mut lines, ops * players, ops, players, headroom, cost)
-    });
-    let lbs = cost.map_or(0.0, |c| f64::from(u8::from(c.lb.is_some())));
-    let monthly = cost.map(|c| {
-        replicas * c.server.monthly
-            + shards * c.redis.monthly
-            + c.lb.as_ref().map_or(0.0, |l| l.monthly)
-    });
-    if let (Some(c), Some(total)) = (cost, monthly) {
-        cost_lines(&mut lines, c, total, players, (replicas, shards, lbs));
-    }
-    Ok(Plan {
-        players,
-        lines,
-        extrapolated,
-        monthly,
-        claims: Vec::new(),
-    })
-}
-
-/// The measured players per replica and the replicas `players` need (returned).
-fn replica_lines(lines: &mut Vec<Line>, m: &Measured, players: f64, headroom: f64) -> f64 {
-    let usable = m.per_replica * headroom;
-    let replicas = (players / usable).ceil().max(1.0);
-    lines.push(Line {
-        what: "players per replica (measured)".into(),
-        value: format!(
-            "{}{:.0}",
-            if m.lower_bound { "≥ " } else { "" },
-            m.per_replica
-        ),
-        assumption: format!(
-            "max players under the SLO with {} replica(s) ÷ {}; {}",
-            m.replicas,
-            m.replicas,
-            if m.lower_bound {
-                "no step broke the SLO, so this is a lower bound"
-            } else {
-                "includes the scaling loss measured at that size"
-            }
-        ),
-    });
-    lines.push(Line {
-        what: "replicas".into(),
-        value: format!("{replicas:.0}"),
-        assumption: format!("{players:.0} players ÷ ({:.0} per replica × {:.0} % headroom); assumes replicas keep scaling as measured", m.per_replica, headroom * 100.0),
-    });
-    let per_replica_load = players / replicas;
-    if let Some(p95) = p95_at(&m.p95_at, per_replica_load) {
-        lines.push(Line {
-            what: "p95 fan-out per replica".into(),
-            value: format!("≈ {p95:.1} ms"),
-            assumption: format!("measured on one replica at {per_replica_load:.0} players (interpolated); Redis and network not saturated"),
-        });
-    }
-    replicas
-}
-
-/// Redis's load at `total` ops/s and, with prices, the shards it needs (returned).
-fn redis_lines(
-    lines: &mut Vec<Line>,
-    total: f64,
-    ops: f64,
-    players: f64,
-    headroom: f64,
-    cost: Option<&CostModel>,
-) -> f64 {
-    lines.push(Line {
-        what: "Redis ops/s".into(),
-        value: format!("{total:.0}"),
-        assumption: format!(
-            "{ops:.2} ops/s per player (median of the sweep's steps) × {players:.0}"
-        ),
-    });
-    let Some(cost) = cost else { return 1.0 };
-    let shards = (total / (cost.redis.ops_per_shard * headroom))
-        .ceil()
-        .max(1.0);
-    lines.push(Line {
-        what: "Redis".into(),
-        value: if shards <= 1.0 { "one instance".into() } else { format!("cluster of {shards:.0} shards") },
-        assumption: format!("{:.0} ops/s per shard (cost file) at {:.0} % headroom; rooms spread evenly over shards", cost.redis.ops_per_shard, headroom * 100.0),
-    });
-    shards
-}
-
-/// The month's bill for `(replicas, shards)` and what 100 players cost.
+/// The month's bill for `(replicas, shards, load balancers)` and what 100
+/// players cost; returns the bill.
 fn cost_lines(
     lines: &mut Vec<Line>,
     c: &CostModel,
-    total: f64,
     players: f64,
     machines: (f64, f64, f64),
-) {
+) -> f64 {
     let (replicas, shards, lbs) = machines;
+    let total = replicas * c.server.monthly
+        + shards * c.redis.monthly
+        + lbs * c.lb.as_ref().map_or(0.0, |l| l.monthly);
     lines.push(Line {
         what: "monthly cost".into(),
         value: format!("{total:.0} {}", c.currency),
@@ -392,92 +208,13 @@ fn cost_lines(
         value: format!("{:.2} {}", total * 100.0 / players, c.currency),
         assumption: "monthly cost ÷ players × 100".into(),
     });
-}
-
-impl Plan {
-    pub fn table(&self) -> String {
-        let mut out = format!(
-            "Plan for {:.0} players{}\n",
-            self.players,
-            if self.extrapolated {
-                " — EXTRAPOLATION: beyond twice the largest load measured"
-            } else {
-                ""
-            }
-        );
-        for line in &self.lines {
-            let _ = writeln!(
-                out,
-                "  {:<26} {:>18}   {}",
-                line.what, line.value, line.assumption
-            );
-        }
-        for c in &self.claims {
-            let _ = writeln!(out, "  claim: {}", c.sentence());
-        }
-        out
-    }
-
-    /// The plan as Markdown, for a figures block in docs/.
-    pub fn markdown(&self) -> String {
-        let mut md = format!(
-            "Plan for {} players{}:\n\n| figure | value | rests on |\n|---|---|---|\n",
-            crate::report::thousands(self.players),
-            if self.extrapolated {
-                " (an extrapolation: beyond twice the largest load measured)"
-            } else {
-                ""
-            }
-        );
-        for l in &self.lines {
-            let _ = writeln!(md, "| {} | {} | {} |", l.what, l.value, l.assumption);
-        }
-        if !self.claims.is_empty() {
-            md.push_str("\n| a team's claim | claimed players | the model's answer | claim ÷ model |\n|---|---|---|---|\n");
-            for c in &self.claims {
-                let [text, claimed, model, ratio] = c.cells();
-                let _ = writeln!(md, "| {text} | {claimed} | {model} | {ratio} |");
-            }
-        }
-        md
-    }
-
-    /// The plan as a section of a page.
-    pub fn section(&self) -> String {
-        let mut html = format!("<h2>Plan for {:.0} players</h2>", self.players);
-        if self.extrapolated {
-            html.push_str("<p class=\"verdict\"><b>Extrapolation</b>: the target is beyond twice the largest load measured.</p>");
-        }
-        html.push_str("<table><tr><th>Figure</th><th>Value</th><th>Rests on</th></tr>");
-        for l in &self.lines {
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-                escape(&l.what),
-                escape(&l.value),
-                escape(&l.assumption)
-            );
-        }
-        html.push_str("</table>");
-        if !self.claims.is_empty() {
-            html.push_str("<h3>The claims a team brings, against the model</h3><table><tr><th>Claim</th><th>Claimed players</th><th>The model's answer</th><th>Claim ÷ model</th></tr>");
-            for c in &self.claims {
-                let [text, claimed, model, ratio] = c.cells().map(|x| escape(&x));
-                let _ = write!(
-                    html,
-                    "<tr><td>{text}</td><td class=\"n\">{claimed}</td><td class=\"n\">{model}</td><td class=\"n\">{ratio}</td></tr>"
-                );
-            }
-            html.push_str("</table>");
-        }
-        html
-    }
+    total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::{Config, Step};
+    use crate::capacity::{Config, Limit, Step};
 
     fn step(players: f64, p95: f64, pass: bool) -> Step {
         crate::capacity::sample_step(players, p95, pass)

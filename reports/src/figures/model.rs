@@ -2,9 +2,8 @@
 //! component, and the 1-replica model's predictions against the measured
 //! sweeps (the validation docs/capacity.md shows).
 
-use std::fmt::Write as _;
-
 use crate::capacity::{Sweep, COST_COLUMNS, PREDICTION_COLUMNS};
+use crate::markdown::table;
 
 pub fn model_tables(md: &mut String, sweep: &Sweep) {
     if sweep.models.is_empty() {
@@ -25,16 +24,4 @@ pub fn model_tables(md: &mut String, sweep: &Sweep) {
         &PREDICTION_COLUMNS,
         sweep.predictions.iter().map(|p| p.row()),
     );
-}
-
-fn table<const N: usize>(
-    md: &mut String,
-    head: &[&str; N],
-    rows: impl Iterator<Item = [String; N]>,
-) {
-    let _ = writeln!(md, "| {} |\n|{}", head.join(" | "), "---|".repeat(N));
-    for row in rows {
-        let _ = writeln!(md, "| {} |", row.join(" | "));
-    }
-    md.push('\n');
 }
